@@ -1,0 +1,5 @@
+import sys
+
+from aligngemini.cli import main
+
+sys.exit(main())
