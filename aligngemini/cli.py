@@ -34,7 +34,7 @@ USAGE = f"""usage: aligngemini {{{','.join(TRAINER_VERBS + tuple(VERBS))}}} ... 
 Run 'aligngemini VERB --help' for a verb's options."""
 
 
-def _training_cli(args: list[str]) -> None:
+def _training_cli(args: list[str] | None) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             module_name, function_name = VERBS[verb].split(":")
             return int(getattr(importlib.import_module(module_name), function_name)(args[1:]) or 0)
         if verb in TRAINER_VERBS:
-            _training_cli(args)
+            _training_cli(None if argv is None else args)  # None: LightningCLI reads sys.argv
             return 0
     except KeyboardInterrupt:
         print("aligngemini: interrupted", file=sys.stderr)

@@ -114,6 +114,9 @@ class RecordsDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        # Data settings live in the saved config.yaml and the checkpoint; merging them into
+        # the logger's hparams would clash with same-named model settings (crop_size).
+        self._log_hyperparams = False
         self.root = root
         self.val_root, self.test_root, self.predict_root = val_root, test_root, predict_root
         self.split_fractions = tuple(split_fractions)

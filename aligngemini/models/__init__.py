@@ -1,0 +1,1 @@
+"""Pure nn.Module builders, one file per model (no Lightning here)."""
