@@ -37,9 +37,16 @@ def load_metrics(path: str | Path) -> Any:
 def eval_rows(metrics: Any, dataset: str = DEFAULT_DATASET) -> list[dict[str, Any]]:
     """Flatten an evaluation JSON into ``{"dataset", "metric", "value"}`` rows.
 
-    Accepts ``{"auroc": 0.9}``, ``{"subset": {"auroc": 0.9}}``, a ``{"metrics": ...}``
-    wrapper, or a list of rows with ``dataset``/``subset`` and metric columns.
+    Reads ``aligngemini evaluate``'s ``metrics.json`` (schema ``aligngemini.evaluation/1``:
+    each benchmark's average over its subsets) and simpler shapes: ``{"auroc": 0.9}``,
+    ``{"subset": {"auroc": 0.9}}``, a ``{"metrics": ...}`` wrapper, or a list of rows with
+    ``dataset``/``subset`` and metric columns. Counts (``n_*``) and nulls are left out.
     """
+    if isinstance(metrics, dict) and str(metrics.get("schema", "")).startswith("aligngemini.evaluation/"):
+        names = metrics.get("metric_names") or []
+        return [{"dataset": bench, "metric": name, "value": float(entry["average"][name])}
+                for bench, entry in metrics.get("benchmarks", {}).items()
+                for name in names if entry.get("average", {}).get(name) is not None]
     if isinstance(metrics, dict) and set(metrics) & {"metrics", "results"} and len(metrics) <= 3:
         dataset = str(metrics.get("dataset", dataset))
         metrics = metrics.get("metrics", metrics.get("results"))
@@ -54,7 +61,7 @@ def eval_rows(metrics: Any, dataset: str = DEFAULT_DATASET) -> list[dict[str, An
                 rows += eval_rows({k: v for k, v in item.items() if k not in ("dataset", "subset")}, name)
         return rows
     for key, value in (metrics or {}).items():
-        if isinstance(value, bool):
+        if isinstance(value, bool) or value is None or str(key).startswith("n_"):
             continue
         if isinstance(value, (int, float)):
             rows.append({"dataset": dataset, "metric": str(key), "value": float(value)})
