@@ -166,12 +166,21 @@ def unique_by_path(rows: Iterable[dict]) -> list[dict]:
 
 
 def benchmark_metrics(rows: Sequence[dict], threshold: float = 0.5, ece_bins: int = DEFAULT_ECE_BINS) -> dict:
-    """``{"subsets": {name: metrics}, "average": metrics, "pooled": metrics}`` for one benchmark."""
+    """``{"subsets": {name: metrics}, "average": metrics, "pooled": metrics}`` for one benchmark,
+    plus ``"groups": {group: average}`` when subsets are named ``group/generator`` with more
+    than one group (AIGI-Now's semantic and pixel groups)."""
     subsets = {
         name: compute_metrics(Scores.from_rows(group), threshold, ece_bins) for name, group in group_rows(rows).items()
     }
-    return {
+    result = {
         "subsets": subsets,
         "average": average_metrics(list(subsets.values())),
         "pooled": compute_metrics(Scores.from_rows(unique_by_path(rows)), threshold, ece_bins),
     }
+    groups: dict[str, list[dict]] = {}
+    for name, metrics in subsets.items():
+        if "/" in name:
+            groups.setdefault(name.split("/", 1)[0], []).append(metrics)
+    if len(groups) > 1:
+        result["groups"] = {group: average_metrics(members) for group, members in sorted(groups.items())}
+    return result

@@ -1,0 +1,94 @@
+"""Inputs of ``aligngemini evaluate``: ``NAME=PATH`` specs and predictions files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from aligngemini.datamodules.records import ImageRecord, parse_label
+from aligngemini.errors import AlignGeminiError
+
+
+class EvaluateError(AlignGeminiError, ValueError):
+    """A bad combination of options or an unreadable predictions file."""
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``NAME=PATH`` -> (NAME, PATH); a bare PATH is named after its folder or file stem."""
+    name, sep, path = spec.partition("=")
+    if sep and name and "/" not in name:
+        return name, path
+    path = spec
+    return (Path(path).stem if Path(path).suffix else Path(path).name) or "benchmark", path
+
+
+def _number(value, where: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise EvaluateError(f"{where}: {value!r} is not a number") from None
+
+
+def read_prediction_rows(path: str | Path, probability_column: str = "probability",
+                         logit_column: str = "logit") -> list[dict]:
+    """Rows of a predictions CSV/JSONL with typed ``label``, ``logit``, ``probability``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: predictions file not found")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            raw = [(f"{path}:{i}", row) for i, row in enumerate(csv.DictReader(handle), start=2)]
+    elif path.suffix.lower() in {".jsonl", ".ndjson"}:
+        raw = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    raw.append((f"{path}:{i}", json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise EvaluateError(f"{path}:{i}: not valid JSON ({err.msg})") from None
+    else:
+        raise EvaluateError(f"{path}: predictions must be a .csv or .jsonl file")
+    rows = []
+    for where, row in raw:
+        if not isinstance(row, dict) or not row.get("path"):
+            raise EvaluateError(f"{where}: each row needs a 'path'")
+        probability = _number(row.get(probability_column), where)
+        logit = _number(row.get(logit_column), where)
+        error = row.get("error") or None
+        if probability is None and logit is None and not error:
+            raise EvaluateError(f"{where}: no '{probability_column}' or '{logit_column}' value")
+        if probability is not None and not 0.0 <= probability <= 1.0:
+            raise EvaluateError(f"{where}: probability {probability} is outside [0, 1]")
+        label = parse_label(row.get("label"), where)
+        rows.append({**row, "path": str(row["path"]), "subset": row.get("subset") or "default",
+                     "label": label if label >= 0 else None, "probability": probability, "logit": logit,
+                     "error": error})
+    if not rows:
+        raise EvaluateError(f"{path}: no prediction rows")
+    return rows
+
+
+def label_rows(rows: list[dict], records: list[ImageRecord]) -> list[dict]:
+    """Labels and subsets from benchmark records, joined by resolved path (one row per record)."""
+    by_path = {str(Path(r["path"]).resolve()): r for r in rows}
+    joined = []
+    for record in records:
+        row = by_path.get(str(Path(record.path).resolve()))
+        if row is not None:
+            joined.append({**row, "path": record.path, "subset": record.subset, "label": record.label})
+    if not joined:
+        raise EvaluateError("no prediction row matches a benchmark image path; were they scored from this folder?")
+    return joined
+
+
+def filter_subsets(records_or_rows, subsets):
+    if not subsets:
+        return records_or_rows
+    wanted = set(subsets)
+    kept = [r for r in records_or_rows if (r.subset if isinstance(r, ImageRecord) else r.get("subset")) in wanted]
+    if not kept:
+        raise EvaluateError(f"none of the subsets {sorted(wanted)} is present")
+    return kept
