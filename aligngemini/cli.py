@@ -50,7 +50,6 @@ def _training_cli(args: list[str] | None) -> None:
                                 help="predict: also produce the model's evidence (rationale, heatmaps)")
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults({
-                "checkpoint.save_last": True,
                 "checkpoint.monitor": "val_bal_acc",
                 "checkpoint.mode": "max",
                 "checkpoint.filename": "best-{epoch}-{step}",
@@ -61,6 +60,31 @@ def _training_cli(args: list[str] | None) -> None:
             if config.checkpoint.dirpath is None:
                 root = config.trainer.default_root_dir or os.getcwd()
                 config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+        def before_fit(self) -> None:
+            # Lightning refreshes `save_last` only when a new best is saved; crash-resume needs
+            # last.ckpt at every save point, so a second checkpoint keeps the latest state.
+            best = self.config["fit"].checkpoint
+            self.trainer.callbacks.append(ModelCheckpoint(
+                dirpath=best.dirpath, filename="last", monitor=None, save_top_k=1,
+                every_n_train_steps=best.every_n_train_steps, train_time_interval=best.train_time_interval,
+                every_n_epochs=best.every_n_epochs, enable_version_counter=False,
+            ))
+
+        def instantiate_trainer(self, **kwargs):
+            # Crash safety by default: atomic checkpoint files unless the user chose a CheckpointIO,
+            # and RNG/metric states in every checkpoint (see aligngemini/checkpointing.py).
+            from lightning.fabric.plugins import CheckpointIO
+
+            from aligngemini.checkpointing import AtomicCheckpointIO, ResumeState
+
+            plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+            plugins = list(plugins) if isinstance(plugins, list) else [plugins]
+            if "plugins" not in kwargs and not any(isinstance(p, CheckpointIO) for p in plugins):
+                kwargs["plugins"] = plugins + [AtomicCheckpointIO()]
+            trainer = super().instantiate_trainer(**kwargs)
+            trainer.callbacks.append(ResumeState())
+            return trainer
 
         def before_predict(self) -> None:
             config = self.config["predict"]

@@ -19,6 +19,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from aligngemini.checkpointing import ResumableBatchSampler, ResumableDataLoader
 from aligngemini.datamodules.batches import RecordBatch
 from aligngemini.datamodules.images import BadImageError, BadInputPolicy, DecodeLimits
 from aligngemini.datamodules.records import SPLITS, ImageRecord, load_records, split_records
@@ -114,6 +115,11 @@ class RecordsDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        for key, value in list(self.hparams.items()):  # plain data: checkpoints load weights_only
+            if isinstance(value, BadInputPolicy):
+                self.hparams[key] = value.value
+            elif hasattr(value, "to_dict"):
+                self.hparams[key] = value.to_dict()
         # Data settings live in the saved config.yaml and the checkpoint; merging them into
         # the logger's hparams would clash with same-named model settings (crop_size).
         self._log_hyperparams = False
@@ -171,14 +177,15 @@ class RecordsDataModule(L.LightningDataModule):
         units = self.make_units(records, stage)
         train = stage == "train"
         dataset = UnitDataset(units, self.load_unit, self.bad_input, self.seed, train)
-        return DataLoader(
+        # Resumable: a checkpoint records the batches consumed; a resumed run skips them.
+        sampler = SeededSampler(len(units), self.seed, shuffle=train)
+        return ResumableDataLoader(
             dataset,
-            batch_size=self.batch_size,
-            sampler=SeededSampler(len(units), self.seed, shuffle=train),
+            batch_sampler=ResumableBatchSampler(sampler, self.batch_size, drop_last=False),
             num_workers=self.num_workers,
             collate_fn=self._collate,
             persistent_workers=self.num_workers > 0,
-            drop_last=False,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def _collate(self, samples: list[Any]) -> RecordBatch:

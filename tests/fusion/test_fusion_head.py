@@ -15,8 +15,7 @@ from aligngemini.cli import main
 from aligngemini.datamodules.fusion import FusionDataModule
 from aligngemini.lightning_modules.fusion import FusionHead
 from aligngemini.models.fusion import expected_calibration_error
-
-from .scores import complementary_scores
+from aligngemini.testing.scores import complementary_scores
 
 CONFIGS = Path(aligngemini.__file__).parent / "configs" / "fusion"
 

@@ -71,4 +71,48 @@ def fusion_scores(module) -> torch.Tensor:
         return module.eval().forward_logits(batch)
 
 
-FAMILIES = {"pixel": (tiny_pixel, pixel_scores), "fusion": (tiny_fusion, fusion_scores)}
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory):
+    from aligngemini.testing.tiny_vlm import save_tiny_vlm
+
+    return save_tiny_vlm("qwen2_vl", tmp_path_factory.mktemp("tiny_vlm") / "qwen2_vl")
+
+
+def tiny_semantic(folder):
+    from aligngemini.lightning_modules.semantic import SemanticBranch
+    from aligngemini.models.semantic import folder_fingerprint
+
+    torch.manual_seed(0)
+    module = SemanticBranch(model_id=str(folder), revision=folder_fingerprint(folder), quantization="none",
+                            compute_dtype="float32", lora_r=4, lora_alpha=8, lora_dropout=0.0,
+                            gradient_checkpointing=False)
+    module.configure_model()
+    with torch.no_grad():  # a trained adapter: LoRA B starts at zero, which would hide a lost adapter
+        for param in module.parameters():
+            if param.requires_grad:
+                param.normal_(0.0, 0.5)
+    return module
+
+
+def semantic_scores(module) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    from aligngemini.datamodules.semantic import ConversationConfig, encode_prompts
+    from aligngemini.models.semantic import load_processor, resolve_family
+
+    model_id = module.hparams.model_id
+    images = [Image.fromarray((np.random.default_rng(i).random((56, 56, 3)) * 255).astype("uint8")) for i in range(2)]
+    inputs = encode_prompts(load_processor(model_id), resolve_family(model_id), ConversationConfig(), images)
+    with torch.no_grad():
+        return module.eval().model.score(inputs)
+
+
+@pytest.fixture(params=["pixel", "semantic", "fusion"])
+def family_case(request):
+    """(family, build a tiny trained model, score a fixed input with it)."""
+    if request.param == "semantic":
+        folder = request.getfixturevalue("tiny_vlm").folder
+        return "semantic", lambda: tiny_semantic(folder), semantic_scores
+    build, scores = {"pixel": (tiny_pixel, pixel_scores), "fusion": (tiny_fusion, fusion_scores)}[request.param]
+    return request.param, build, scores

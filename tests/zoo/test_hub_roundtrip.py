@@ -12,15 +12,14 @@ from aligngemini.zoo.export import export_module
 from aligngemini.zoo.hub import OfflineError, VersionExistsError, pull, push
 from aligngemini.zoo.rebuild import ExportFormatError, IntegrityError
 
-from .conftest import FAMILIES, pixel_scores, tiny_pixel
+from .conftest import pixel_scores, tiny_pixel
 from .contract import check_entry
 
 _repos = iter(range(10_000))
 
 
-def publish(tmp_path, family="pixel", version="1.0.0", repo_id=None):
+def publish(tmp_path, family="pixel", version="1.0.0", repo_id=None, build=tiny_pixel):
     """Export a tiny model of ``family`` and push it; returns (spec, module, repo_id)."""
-    build, _ = FAMILIES[family]
     module = build()
     repo_id = repo_id or f"aligngemini-test/{family}-{next(_repos)}"
     folder = export_module(module, tmp_path / f"export-{family}-{version}", overwrite=True,
@@ -28,10 +27,9 @@ def publish(tmp_path, family="pixel", version="1.0.0", repo_id=None):
     return push(folder, repo_id, version), module, repo_id
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_pushed_version_loads_with_identical_scores(hub, tmp_path, family):
-    spec, module, repo_id = publish(tmp_path, family)
-    _, scores = FAMILIES[family]
+def test_pushed_version_loads_with_identical_scores(hub, tmp_path, family_case):
+    family, build, scores = family_case
+    spec, module, repo_id = publish(tmp_path, family, build=build)
     expected = scores(module)
 
     tags = {ref.name: ref.target_commit for ref in HfApi(endpoint=hub.url).list_repo_refs(repo_id).tags}

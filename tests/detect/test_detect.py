@@ -1,0 +1,138 @@
+"""The detector end to end with the tiny real branches: every file gets a row, and the
+Python API and the command line give the same answers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+from PIL import Image
+
+from aligngemini.cli import main
+from aligngemini.datamodules.records import ImageRecord, write_manifest
+from aligngemini.detect import AlignGemini, TilingConfig
+from aligngemini.detect.detector import _isolate, _Decoded
+
+
+def cli_rows(tmp_path, args, out_name="out.jsonl"):
+    out = tmp_path / out_name
+    assert main(["detect", *args, "--out", str(out), "--no-progress"]) == 0
+    if out.suffix == ".csv":
+        with out.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_folder_with_broken_files_gives_a_row_for_every_file(image_folder, tmp_path, capsys,
+                                                             pixel_checkpoint, semantic_checkpoint, fusion_checkpoint):
+    files = sorted(str(p) for p in image_folder.rglob("*") if p.is_file())
+    rows = cli_rows(tmp_path, [str(image_folder), "--pixel", str(pixel_checkpoint), "--semantic",
+                               str(semantic_checkpoint), "--fusion", str(fusion_checkpoint), "--batch-size", "4"])
+    assert sorted(r["path"] for r in rows) == files
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert "PIL can identify" in by_name["broken.png"]["error"] and by_name["broken.png"]["probability"] is None
+    assert "empty" in by_name["empty.jpg"]["error"]
+    good = [r for r in rows if not r["error"]]
+    assert len(good) == 7
+    for row in good:
+        assert 0.0 <= row["probability"] <= 1.0 and row["verdict"] in ("real", "fake", "uncertain")
+        assert {"pixel_probability", "semantic_probability", "pixel_contribution", "semantic_contribution"} <= set(row)
+        assert row["tiles"] >= 1
+    assert {r["label"] for r in good if "/set_a/real/" in r["path"]} == {0}
+    assert {r["label"] for r in good if "/set_a/fake/" in r["path"]} == {1}
+    assert next(r for r in good if r["path"].endswith("photo.png"))["label"] is None
+    summary = capsys.readouterr().err
+    assert "9 image(s)" in summary and "errors 2" in summary and "broken.png" in summary
+
+
+def test_python_api_and_cli_agree(detector, image_folder, tmp_path, pixel_checkpoint, semantic_checkpoint,
+                                  fusion_checkpoint):
+    paths = sorted(str(p) for p in image_folder.rglob("*.png"))
+    manifest = write_manifest([ImageRecord(p) for p in paths], tmp_path / "list.csv")
+    api = {d.path: d for d in detector(paths)}
+    rows = cli_rows(tmp_path, [str(manifest), "--pixel", str(pixel_checkpoint), "--semantic", str(semantic_checkpoint),
+                               "--fusion", str(fusion_checkpoint)], out_name="out.csv")
+    assert sorted(r["path"] for r in rows) == sorted(api)
+    for row in rows:
+        mine = api[row["path"]]
+        assert row["error"] == (mine.error or "")
+        if mine.error:
+            continue
+        assert row["verdict"] == mine.verdict
+        assert math.isclose(float(row["probability"]), mine.probability, rel_tol=1e-5)
+        assert math.isclose(float(row["pixel_probability"]), mine.pixel_score, rel_tol=1e-5)
+        assert math.isclose(float(row["semantic_probability"]), mine.semantic_score, rel_tol=1e-5)
+
+
+def test_pil_images_paths_and_batches_give_the_same_scores(detector, image_folder):
+    paths = sorted(str(p) for p in image_folder.rglob("*.png") if "broken" not in p.name)[:4]
+    with Image.open(paths[0]) as image:
+        pil = image.convert("RGB")
+    by_path = detector(paths)
+    alone = detector(paths[0])
+    from_pil = detector([pil])
+    assert from_pil[0].path == "<image 0>"
+    assert from_pil[0].probability == pytest.approx(by_path[0].probability, rel=1e-5)
+    assert alone[0].probability == pytest.approx(by_path[0].probability, rel=1e-5)  # batch size does not matter
+    # the fused probability is the fusion head applied to the two branch scores
+    head = detector.fusion.model
+    import torch
+
+    row = by_path[1]
+    features = torch.logit(torch.tensor([[row.pixel_score, row.semantic_score]], dtype=torch.float64)).float()
+    assert torch.sigmoid(head(features)).item() == pytest.approx(row.probability, abs=1e-4)
+
+
+def test_explain_writes_heatmaps_and_rationales(image_folder, tmp_path, pixel_checkpoint, semantic_checkpoint):
+    rows = cli_rows(tmp_path, [str(image_folder / "set_a" / "real"), "--pixel", str(pixel_checkpoint),
+                               "--semantic", str(semantic_checkpoint), "--explain", "--max-tiles", "4",
+                               "--aggregate", "topk", "--top-k", "2"])
+    assert len(rows) == 3
+    for row in rows:
+        assert isinstance(row["rationale"], str)
+        with Image.open(row["heatmap"]) as heatmap:
+            assert heatmap.size[0] > 0
+        # no fusion head given: the paper's OR rule over the two branches
+        paper = row["pixel_probability"] > 0.5 or row["semantic_probability"] > 0.5
+        assert (row["verdict"] == "fake") == paper
+
+
+def test_stream_reads_its_input_lazily(pixel_checkpoint):
+    detector = AlignGemini(pixel=pixel_checkpoint, batch_size=2, device="cpu", tiling=TilingConfig(max_tiles=1))
+    consumed = []
+
+    def images():
+        for i in range(100):
+            consumed.append(i)
+            yield Image.new("RGB", (40, 40), (i, 0, 0))
+
+    stream = detector.stream(images())
+    first = next(stream)
+    assert first.error is None and first.verdict in ("real", "fake")
+    assert len(consumed) <= 6  # the batch being scored and the one decoding ahead, not the 100
+    stream.close()
+
+
+def test_one_failing_image_does_not_fail_its_batch():
+    decoded = [_Decoded(i, f"img{i}", None, None, image=Image.new("RGB", (8, 8), (i, i, i))) for i in range(4)]
+
+    def scorer(images):
+        if any(im.getpixel((0, 0))[0] == 2 for im in images):
+            raise RuntimeError("processor choked")
+        return [im.getpixel((0, 0))[0] for im in images]
+
+    assert _isolate(scorer, [d.image for d in decoded], decoded, "semantic") == [0, 1, None, 3]
+    assert decoded[2].error == "semantic branch failed: RuntimeError: processor choked"
+    assert all(d.error is None for i, d in enumerate(decoded) if i != 2)
+
+
+def test_clear_errors_for_missing_parts(tmp_path, pixel_checkpoint):
+    with pytest.raises(ValueError, match="at least one branch"):
+        AlignGemini()
+    assert main(["detect", str(tmp_path), "--pixel", str(tmp_path / "nope.ckpt")]) == 2
+    with pytest.raises(ValueError, match="needs branch"):
+        from aligngemini.lightning_modules.fusion import FusionHead
+
+        AlignGemini(pixel=pixel_checkpoint, fusion=FusionHead(mode="or"))

@@ -1,0 +1,146 @@
+"""``aligngemini evaluate`` in process: a tiny model's report with plots, predictions files, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from PIL import Image
+
+from aligngemini.cli import main
+from aligngemini.evaluation.metrics import benchmark_metrics
+from aligngemini.predictions import RowWriter
+
+from .tiny import CropView, EchoDetector
+
+MODEL_CLASS = f"{EchoDetector.__module__}.EchoDetector"
+DATA_CLASS = f"{CropView.__module__}.CropView"
+
+
+@pytest.fixture(scope="module")
+def two_generator_benchmark(paired_dataset, tmp_path_factory) -> Path:
+    """genA/ and genB/ subsets, each with real/ and fake/, plus one truncated fake."""
+    root = tmp_path_factory.mktemp("bench")
+    for i, fake in enumerate(sorted((paired_dataset.parent / "fake").glob("*.png"))[:16]):
+        subset = "genA" if i % 2 == 0 else "genB"
+        for label in ("real", "fake"):
+            (root / subset / label).mkdir(parents=True, exist_ok=True)
+            shutil.copy(paired_dataset.parent / label / fake.name, root / subset / label / fake.name)
+    broken = root / "genB" / "fake" / "truncated.png"
+    Image.new("RGB", (48, 48), "blue").save(broken)
+    broken.write_bytes(broken.read_bytes()[:60])
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(paired_dataset, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    module = EchoDetector(crop_size=32)
+    trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder,
+                        limit_val_batches=0)
+    trainer.fit(module, CropView(root=str(paired_dataset), crop_size=32, batch_size=8))
+    trainer.save_checkpoint(folder / "tiny.ckpt")
+    return folder / "tiny.ckpt"
+
+
+def test_report_with_plots_for_a_tiny_model(tiny_checkpoint, two_generator_benchmark, tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["evaluate", "--ckpt", str(tiny_checkpoint), "--model-class", MODEL_CLASS, "--data-class", DATA_CLASS,
+                 "--benchmark", f"demo={two_generator_benchmark}", "--sweep", "jpeg=90,50", "--sweep", "blur=1",
+                 "--batch-size", "8", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "demo: acc" in printed and "1 unreadable" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["schema"] == "aligngemini.evaluation/1" and metrics["protocol"]["name"] == "native"
+    assert metrics["model"] == {"source": f"ckpt:{tiny_checkpoint}", "class": MODEL_CLASS}
+    bench = metrics["benchmarks"]["demo"]
+    assert set(bench["subsets"]) == {"genA", "genB"} and bench["layout"] == "folder"
+    assert bench["n_images"] == 33 and bench["n_failed"] == 1
+    assert bench["failed"][0]["path"].endswith("truncated.png")
+    assert bench["subsets"]["genA"]["n_real"] == 8 and bench["subsets"]["genB"]["n_fake"] == 8
+    accs = [bench["subsets"][s]["acc"] for s in ("genA", "genB")]
+    assert bench["average"]["acc"] == pytest.approx(sum(accs) / 2, abs=1e-6)
+    assert metrics["summary"]["acc"] == bench["average"]["acc"]
+    assert [p["strength"] for p in bench["sweeps"]["jpeg"]["points"]] == [90.0, 50.0]
+    assert set(bench["sweeps"]["blur"]["points"][0]["subsets"]) == {"genA", "genB"}
+    assert bench["check"]["n_unreadable"] == 1
+    report = (out / "report.md").read_text()
+    assert "| genA |" in report and "### Sweep: jpeg" in report and "truncated.png" in report
+    expected = {"demo_roc.png", "demo_pr.png", "demo_reliability.png", "demo_sweep_jpeg.png", "demo_sweep_blur.png"}
+    assert {p.name for p in (out / "plots").iterdir()} == expected
+    for name in expected:
+        assert f"(plots/{name})" in report
+        with Image.open(out / "plots" / name) as image:
+            assert image.format == "PNG" and image.width > 200
+
+
+def _write_predictions(path: Path, rows: list[dict]) -> Path:
+    writer = RowWriter(path)
+    writer.write(rows)
+    writer.close()
+    return path
+
+
+def _random_rows(n=40, seed=0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    logits = torch.randn(n, generator=g, dtype=torch.float64) + labels
+    return [{"path": f"/data/{i}.png", "subset": "ab"[i % 2], "label": int(y), "logit": float(z),
+             "probability": float(torch.sigmoid(z))} for i, (y, z) in enumerate(zip(labels, logits))]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_metrics_from_a_predictions_file(tmp_path, suffix):
+    rows = _random_rows()
+    preds = _write_predictions(tmp_path / f"preds{suffix}", rows)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--predictions", f"mine={preds}", "--out", str(out), "--no-plots"]) == 0
+    bench = json.loads((out / "metrics.json").read_text())["benchmarks"]["mine"]
+    expected = benchmark_metrics(rows)
+    for name in ("acc", "auroc", "ap", "eer", "ece", "tpr_at_fpr_5"):
+        assert bench["average"][name] == pytest.approx(expected["average"][name], abs=1e-6)
+        assert bench["subsets"]["b"][name] == pytest.approx(expected["subsets"]["b"][name], abs=1e-6)
+    assert not (out / "plots").exists()
+
+
+def test_unlabelled_predictions_take_labels_from_the_benchmark(paired_dataset, tmp_path):
+    from aligngemini.datamodules.records import load_records
+
+    records = load_records(paired_dataset)
+    rows = [{"path": r.path, "probability": 0.9 if "fake" in r.path else 0.2} for r in records]
+    preds = _write_predictions(tmp_path / "detect.jsonl", rows)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--predictions", f"demo={preds}", "--benchmark", f"demo={paired_dataset}",
+                 "--out", str(out), "--no-plots"]) == 0
+    demo = json.loads((out / "metrics.json").read_text())["benchmarks"]["demo"]
+    assert demo["subsets"]["demo"]["acc"] == 1.0 and demo["average"]["n_real"] == 30
+
+
+def test_user_errors_are_one_line(two_generator_benchmark, tmp_path, capsys):
+    preds = _write_predictions(tmp_path / "p.jsonl", _random_rows(6))
+    assert main(["evaluate", "--predictions", str(preds), "--sweep", "jpeg", "--out", str(tmp_path / "o")]) == 2
+    assert "give --ckpt or --model" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label,probability\na.png,1,0.7\nb.png,0,\n")
+    assert main(["evaluate", "--predictions", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert f"{bad}:3: no 'probability' or 'logit' value" in capsys.readouterr().err
+    assert main(["evaluate", "--ckpt", str(tmp_path / "missing.ckpt"), "--benchmark", str(two_generator_benchmark),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "missing.ckpt: checkpoint not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--predictions", str(preds)])  # no --out
+
+
+def test_check_only_and_layout_list(two_generator_benchmark, capsys):
+    assert main(["evaluate", "--check-only", "--benchmark", str(two_generator_benchmark)]) == 0
+    printed = capsys.readouterr().out
+    assert "33 files, 1 unreadable" in printed and "truncated.png" in printed
+    assert main(["evaluate", "--list-layouts"]) == 0
+    assert "synthwildx" in capsys.readouterr().out

@@ -1,0 +1,56 @@
+"""The scorer and the evaluate verb with the real pixel branch and its view."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from aligngemini.cli import main
+from aligngemini.datamodules.pixel import PixelDataModule
+from aligngemini.datamodules.records import load_records
+from aligngemini.evaluation.scoring import datamodule_factory_for, load_checkpoint_module, score_records
+from aligngemini.lightning_modules.pixel import PixelBranch
+
+TINY_VIT = dict(backbone="vit_small_patch14_dinov2", pretrained=False, crop_size=28,
+                backbone_kwargs={"depth": 1, "embed_dim": 24, "num_heads": 2})
+
+
+@pytest.fixture(scope="module")
+def pixel_checkpoint(paired_dataset, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pixel")
+    torch.manual_seed(0)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        default_root_dir=folder)
+    trainer.fit(PixelBranch(**TINY_VIT), PixelDataModule(root=str(paired_dataset), batch_size=4))
+    trainer.save_checkpoint(folder / "pixel.ckpt")
+    return folder / "pixel.ckpt"
+
+
+def test_scorer_gives_the_rows_of_the_branchs_own_predict(pixel_checkpoint, paired_dataset, tmp_path):
+    module, checkpoint = load_checkpoint_module(pixel_checkpoint, "aligngemini.lightning_modules.pixel.PixelBranch")
+    factory = datamodule_factory_for(module, checkpoint, batch_size=16)
+    assert isinstance(factory(), PixelDataModule)
+    records = load_records(paired_dataset)[:12]
+    rows = score_records(module, factory, records, accelerator="cpu")
+    reference = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    data = PixelDataModule(predict_root=str(paired_dataset), batch_size=16)
+    expected = {r["path"]: r for batch in reference.predict(module, datamodule=data) for r in batch}
+    for row, record in zip(rows, records):
+        assert row["path"] == record.path and row["label"] == record.label
+        assert row["logit"] == pytest.approx(expected[record.path]["logit"], abs=1e-6)
+
+
+def test_evaluate_a_pixel_checkpoint_under_the_jpeg_aligned_protocol(pixel_checkpoint, paired_dataset, tmp_path):
+    out = tmp_path / "out"
+    assert main(["evaluate", "--ckpt", str(pixel_checkpoint), "--model-class",
+                 "aligngemini.lightning_modules.pixel.PixelBranch", "--benchmark", f"demo={paired_dataset}",
+                 "--protocol", "jpeg-aligned", "--jpeg-quality", "80", "--no-plots", "--no-check",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == {"name": "jpeg-aligned", "jpeg_quality": 80, "threshold": 0.5, "ece_bins": 15}
+    demo = metrics["benchmarks"]["demo"]
+    assert demo["n_images"] == 60 and demo["n_failed"] == 0 and demo["average"]["auroc"] is not None

@@ -1,0 +1,69 @@
+"""Run ``aligngemini fit`` in this process and SIGKILL it at a chosen moment.
+
+    python crashing_fit.py --kill-at-step N -- fit -c ... : killed when training step N starts
+    python crashing_fit.py --kill-in-save N -- fit -c ... : killed half-way through writing the
+                                                           N-th checkpoint file of this process
+    python crashing_fit.py -- fit -c ...                  : not killed
+
+A real SIGKILL (no handlers, no cleanup, no flush), as from the OOM killer or a pre-empted node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import sys
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kill-at-step", type=int, default=None)
+    parser.add_argument("--kill-in-save", type=int, default=None)
+    args, rest = parser.parse_known_args()
+    cli_args = rest[1:] if rest and rest[0] == "--" else rest
+
+    import torch
+
+    from aligngemini.lightning_modules.base import DetectorModule
+
+    if args.kill_at_step is not None:
+        original_step = DetectorModule.training_step
+
+        def training_step(self, batch, batch_idx):
+            if self.global_step == args.kill_at_step:
+                _die()
+            return original_step(self, batch, batch_idx)
+
+        DetectorModule.training_step = training_step
+
+    if args.kill_in_save is not None:
+        original_save = torch.save
+        saves = {"count": 0}
+
+        def save(obj, target, *a, **kw):
+            if hasattr(target, "write"):
+                saves["count"] += 1
+                if saves["count"] == args.kill_in_save:
+                    buffer = io.BytesIO()
+                    original_save(obj, buffer, *a, **kw)
+                    data = buffer.getvalue()
+                    target.write(data[: len(data) // 2])
+                    target.flush()
+                    _die()
+            return original_save(obj, target, *a, **kw)
+
+        torch.save = save
+
+    from aligngemini.cli import main as cli_main
+
+    sys.exit(cli_main(cli_args))
+
+
+if __name__ == "__main__":
+    main()
