@@ -1,4 +1,4 @@
-"""Score files like the branches' ``predict --out`` writes, built from known distributions."""
+"""Score files like the branches' ``predict --out`` writes, from known distributions (tests, bench, demo)."""
 
 from __future__ import annotations
 
