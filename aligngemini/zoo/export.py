@@ -220,9 +220,9 @@ def export_checkpoint(
 
 
 def _find_saved_config(ckpt_path: Path) -> Path | None:
-    """LightningCLI saves ``config.yaml`` in the run folder, one or two levels above checkpoints."""
-    for folder in (ckpt_path.parent, ckpt_path.parent.parent, ckpt_path.parent.parent.parent):
-        candidate = folder / "config.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
+    """LightningCLI saves ``config.yaml`` in the logger's folder (``ROOT/lightning_logs/version_N``)
+    or in ROOT; checkpoints live in ``ROOT/checkpoints``. The newest one under ROOT wins."""
+    root = ckpt_path.resolve().parent.parent
+    candidates = [root / "config.yaml", *root.glob("*/config.yaml"), *root.glob("*/version_*/config.yaml")]
+    found = [c for c in candidates if c.is_file()]
+    return max(found, key=lambda c: c.stat().st_mtime) if found else None
