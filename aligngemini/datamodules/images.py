@@ -100,8 +100,8 @@ def decode_image(path: str | os.PathLike, limits: DecodeLimits = DecodeLimits())
                     raise BadImageError(path, f"{width}x{height} is smaller than {limits.min_side} px on a side")
                 image.seek(0)
                 image.load()
-                image = ImageOps.exif_transpose(image) or image
-                return _to_rgb(image).copy()
+                upright = ImageOps.exif_transpose(image)  # a new image, detached from the file
+                return _to_rgb(upright)
     except BadImageError:
         raise
     except UnidentifiedImageError:
