@@ -4,6 +4,7 @@
     python crashing_fit.py --kill-in-save N -- fit -c ... : killed half-way through writing the
                                                            N-th checkpoint file of this process
     python crashing_fit.py -- fit -c ...                  : not killed
+    --save-final FILE                                      : weights at the end of fit, to compare
 
 A real SIGKILL (no handlers, no cleanup, no flush), as from the OOM killer or a pre-empted node.
 """
@@ -25,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kill-at-step", type=int, default=None)
     parser.add_argument("--kill-in-save", type=int, default=None)
+    parser.add_argument("--save-final", default=None, help="write the weights at the end of fit here")
     args, rest = parser.parse_known_args()
     cli_args = rest[1:] if rest and rest[0] == "--" else rest
 
@@ -59,6 +61,12 @@ def main() -> None:
             return original_save(obj, target, *a, **kw)
 
         torch.save = save
+
+    if args.save_final:
+        def on_train_end(self):
+            torch.save({k: v.detach().clone() for k, v in self.state_dict().items()}, args.save_final)
+
+        DetectorModule.on_train_end = on_train_end
 
     from aligngemini.cli import main as cli_main
 
