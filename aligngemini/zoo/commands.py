@@ -67,9 +67,17 @@ def _cmd_export(args) -> int:
                                                 "eval_dataset") if getattr(args, key)}
     if args.metrics:
         card["metrics"] = load_metrics(args.metrics)
-    out = export_checkpoint(args.checkpoint, args.out, class_path=args.class_path,
-                            training_config=args.training_config, card=card, family=args.family, name=args.name,
-                            overwrite=args.overwrite, trust_checkpoint=args.trust_checkpoint)
+    if args.part:
+        from aligngemini.zoo.export import export_detector
+
+        parts = dict(part.split("=", 1) for part in args.part)
+        out = export_detector(parts, args.out, card=card, name=args.name, overwrite=args.overwrite, catalog=catalog)
+    elif args.checkpoint is None:
+        raise SystemExit("aligngemini zoo export: give a checkpoint, or --part ROLE=NAME@VERSION for a detector")
+    else:
+            out = export_checkpoint(args.checkpoint, args.out, class_path=args.class_path,
+                                training_config=args.training_config, card=card, family=args.family,
+                                name=args.name, overwrite=args.overwrite, trust_checkpoint=args.trust_checkpoint)
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         print(path)
     return 0
@@ -115,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
 
     p = verbs.add_parser("export", help="checkpoint -> model.safetensors + config.json + README.md card")
-    p.add_argument("checkpoint", help="a .ckpt written by `aligngemini fit`")
+    p.add_argument("checkpoint", nargs="?", help="a .ckpt written by `aligngemini fit`")
+    p.add_argument("--part", action="append", metavar="ROLE=NAME@VERSION",
+                   help="instead of a checkpoint: a detector made of published parts (pixel, semantic, fusion)")
     p.add_argument("--out", required=True, help="empty folder to write")
     p.add_argument("--metrics", help="metrics.json from `aligngemini evaluate` (goes into the card's model-index)")
     p.add_argument("--training-config", help="the run's config.yaml (found next to the checkpoint if not given)")

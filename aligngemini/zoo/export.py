@@ -97,12 +97,7 @@ def export_module(
     """
     from aligngemini.zoo.cards import write_card
 
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty; choose a new folder or pass overwrite (--overwrite)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _fresh_folder(Path(out_dir), overwrite)
     module.configure_model()
     class_path = class_path or class_path_of(module)
     if not class_path.startswith("aligngemini."):
@@ -137,6 +132,15 @@ def export_module(
     write_card(out)
     if verify:
         _verify_rebuild(module, out)
+    return out
+
+
+def _fresh_folder(out: Path, overwrite: bool) -> Path:
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty; choose a new folder or pass overwrite (--overwrite)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -226,3 +230,32 @@ def _find_saved_config(ckpt_path: Path) -> Path | None:
     candidates = [root / "config.yaml", *root.glob("*/config.yaml"), *root.glob("*/version_*/config.yaml")]
     found = [c for c in candidates if c.is_file()]
     return max(found, key=lambda c: c.stat().st_mtime) if found else None
+
+
+def export_detector(
+    parts: dict[str, str],
+    out_dir: str | Path,
+    *,
+    card: dict[str, Any] | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    catalog=None,
+) -> Path:
+    """A detector entry: no weights of its own, the zoo refs of its pixel / semantic / fusion parts."""
+    from aligngemini.zoo.cards import write_card
+    from aligngemini.zoo.catalog import CATALOG
+
+    catalog = CATALOG if catalog is None else catalog
+    for role, ref in parts.items():
+        if role not in FAMILIES[:3]:
+            raise ExportFormatError(f"detector part {role!r}: roles are pixel, semantic and fusion")
+        spec = catalog.resolve(ref)
+        if not hasattr(spec, "spec") or spec.spec.family != role:
+            raise ExportFormatError(f"detector part {role}={ref}: must be a published {role} version in the zoo")
+        parts = {**parts, role: spec.spec.ref}  # pinned: name@vX.Y.Z, whatever the user typed
+    out = _fresh_folder(Path(out_dir), overwrite)
+    config = {"format": FORMAT, "name": name or out.name, "family": "detector", "parts": parts,
+              "card": to_jsonable(card or {}, "card"), "aligngemini_version": __version__}
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_card(out)
+    return out

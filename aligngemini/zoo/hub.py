@@ -74,11 +74,7 @@ def push(
     folder = Path(folder)
     version = ".".join(str(part) for part in parse_version(version))
     config = read_config(folder)
-    weights = folder / config["weights"]["file"]
-    if weights.suffix.lower() in PICKLE_SUFFIXES:
-        raise IntegrityError(f"{weights}: the zoo publishes safetensors only")
-    if sha256_of(weights) != config["weights"]["sha256"]:
-        raise IntegrityError(f"{weights}: sha256 differs from config.json; re-export the folder")
+    verify_export(folder)
     name = name or repo_id.split("/")[-1].lower()
     if (name, version) in {(s.name, s.version) for s in catalog}:
         raise VersionExistsError(f"{name}@v{version} is already in the catalog; bump the version")
@@ -107,7 +103,8 @@ def push(
                      row["value"]) for row in eval_rows(card.get("metrics") or {}))
     return WeightsSpec(
         name=name, version=version, family=config["family"], repo_id=repo_id, commit=commit, files=files,
-        weights=config["weights"]["file"], base_models=tuple(base_models_of(config)),
+        weights=config["weights"]["file"] if config.get("weights") else None,
+        parts=tuple(sorted((config.get("parts") or {}).items())), base_models=tuple(base_models_of(config)),
         preprocess=preprocess_of(config), quant=quant_of(config), lora=lora_of(config),
         labels=tuple(config.get("labels", ("real", "fake"))), metrics=metrics,
         description=card.get("description", ""),
@@ -168,10 +165,16 @@ def pull_hub(repo_id: str, revision: str, *, cache_dir=None, endpoint=None, allo
 
 
 def verify_export(folder: Path, allow_pickle: bool = False) -> None:
+    """The weights named by config.json exist, are not a pickle (unless allowed) and match their sha256."""
     config = read_config(folder)
-    weights = config["weights"]
+    weights = config.get("weights")
+    if weights is None and config.get("family") == "detector":
+        return
+    if weights is None:
+        raise IntegrityError(f"{folder}/config.json names no weights")
     if Path(weights["file"]).suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
-        raise IntegrityError(f"{folder}: weights {weights['file']} are a pickle; refused (pass --allow-pickle)")
+        raise IntegrityError(f"{folder}: weights {weights['file']} are a pickle, which can run code when loaded; "
+                             "refused (pass --allow-pickle / allow_pickle=True if you trust the source)")
     path = folder / weights["file"]
     if not path.is_file():
         raise IntegrityError(f"{folder}: {weights['file']} named by config.json is missing")

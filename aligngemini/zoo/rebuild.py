@@ -155,6 +155,9 @@ def build_from_folder(folder: str | Path, allow_pickle: bool = False, trust_remo
     """config.json + weights -> a LightningModule in eval mode, ready for inference."""
     folder = Path(folder)
     config = read_config(folder)
+    if config.get("family") == "detector":
+        raise ExportFormatError(f"{folder} is a detector naming its parts {config.get('parts')}; "
+                                "load it with aligngemini's detector (AlignGemini(model=...)), not as one module")
     if _asks_remote_code(config.get("init_args", {})) and not trust_remote_code:
         raise ExportFormatError(f"{folder}/config.json asks for trust_remote_code, which runs code from the Hub; "
                                 "refused (pass trust_remote_code=True only for a source you trust)")

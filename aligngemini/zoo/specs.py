@@ -101,7 +101,7 @@ class WeightsSpec:
     repo_id: str
     commit: str
     files: tuple[FileSpec, ...]
-    weights: str = "model.safetensors"
+    weights: str | None = "model.safetensors"  # None: a detector entry that only names its parts
     base_models: tuple[ModelRef, ...] = ()
     preprocess: PreprocessCfg | None = None
     quant: QuantSpec | None = None
@@ -129,10 +129,15 @@ class WeightsSpec:
         if len(set(paths)) != len(paths):
             raise SpecError(f"{where}: a file is listed twice")
         for required in ("config.json", self.weights):
-            if required not in paths and not any(p.startswith(required.rstrip("/") + "/") for p in paths):
+            if required is not None and required not in paths:
                 raise SpecError(f"{where}: files must include {required}")
-        if self.weights.lower().endswith(PICKLE_SUFFIXES):
+        if self.weights is None and not (self.family == "detector" and self.parts):
+            raise SpecError(f"{where}: only a detector entry naming its parts may come without weights")
+        if self.weights is not None and self.weights.lower().endswith(PICKLE_SUFFIXES):
             raise SpecError(f"{where}: weights must be safetensors, not a pickle ({self.weights})")
+        for role, ref in self.parts:
+            if role not in FAMILIES[:3] or "@" not in ref:
+                raise SpecError(f"{where}: parts are (pixel|semantic|fusion, 'name@vX.Y.Z'), got ({role}, {ref})")
         if len(self.labels) != 2:
             raise SpecError(f"{where}: labels are (negative, positive) names, e.g. ('real', 'fake')")
 

@@ -100,5 +100,5 @@ def test_printed_entry_round_trips(catalog):
 
 @pytest.mark.parametrize("spec", list(CATALOG), ids=lambda s: s.ref)
 def test_published_catalog_entry_contract(spec):
-    check_entry(spec)
+    check_entry(spec, CATALOG)
 

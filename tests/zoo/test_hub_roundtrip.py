@@ -103,6 +103,12 @@ def test_cli_push_prints_an_entry_that_pulls(hub, tmp_path, monkeypatch, capsys)
     assert main(["zoo", "pull", "cli-pixel@v0"]) == 0
     folder_printed = capsys.readouterr().out.strip()
     assert json.loads(open(f"{folder_printed}/config.json").read())["family"] == "pixel"
+    assert main(["zoo", "info", "cli-pixel"]) == 0
+    assert f"commit='{spec.commit}'" in capsys.readouterr().out
+    assert main(["zoo", "card", "cli-pixel@v0.1.0"]) == 0
+    assert "# cli-pixel v0.1.0" in capsys.readouterr().out
+    assert main(["zoo", "pull", "cli-pixel@v2"]) == 2
+    assert "cli-pixel has no version matching 'v2'; published: 0.1.0" in capsys.readouterr().err
     assert main(["zoo", "push", str(folder), "--repo-id", "aligngemini-test/cli-pixel", "--version", "0.1.0"]) == 2
     assert "already" in capsys.readouterr().err
 
@@ -124,7 +130,7 @@ def test_pickle_weights_are_refused_unless_opted_in(tmp_path):
 
     config["weights"].update(file="model.bin", sha256=sha256_of(folder / "model.bin"))
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(IntegrityError, match="pickle; refused"):
+    with pytest.raises(IntegrityError, match="are a pickle, which can run code"):
         load(f"local-dir:{folder}")
     assert torch.equal(pixel_scores(load(f"local-dir:{folder}", allow_pickle=True)), pixel_scores(module))
 
@@ -143,3 +149,34 @@ def test_configs_cannot_import_or_run_foreign_code(tmp_path, change, message):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ExportFormatError, match=message):
         load(f"local-dir:{folder}")
+
+
+def test_detector_entry_pins_its_published_parts(hub, tmp_path, capsys):
+    from aligngemini.cli import main
+    from aligngemini.zoo import commands
+
+    from .conftest import tiny_fusion
+
+    pixel, _, _ = publish(tmp_path, "pixel", "1.2.0")
+    fusion, _, _ = publish(tmp_path, "fusion", build=tiny_fusion)
+    catalog = Catalog([pixel, fusion])
+    commands.catalog, saved = catalog, commands.catalog
+    try:
+        out = tmp_path / "detector"
+        assert main(["zoo", "export", "--part", f"pixel={pixel.name}@v1", "--part", f"fusion={fusion.name}",
+                     "--out", str(out), "--name", "detector-tiny"]) == 0
+        with pytest.raises(ExportFormatError, match="must be a published semantic"):
+            from aligngemini.zoo.export import export_detector
+
+            export_detector({"semantic": pixel.ref}, tmp_path / "bad", catalog=catalog)
+    finally:
+        commands.catalog = saved
+    capsys.readouterr()
+    spec = push(out, "aligngemini-test/detector-tiny", "1.0.0", catalog=catalog)
+    catalog.register(spec)
+    assert spec.weights is None and dict(spec.parts) == {"pixel": pixel.ref, "fusion": fusion.ref}
+    check_entry(spec, catalog)
+    folder = pull("detector-tiny@v1", catalog=catalog).folder
+    assert f"pixel: `{pixel.ref}`" in (folder / "README.md").read_text()
+    with pytest.raises(ExportFormatError, match="AlignGemini"):
+        load("detector-tiny", catalog=catalog)
