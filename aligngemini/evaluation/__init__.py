@@ -1,0 +1,7 @@
+"""Evaluation: the paper's protocol and the usual detection metrics, per benchmark.
+
+``metrics`` (numbers), ``protocol`` (native / jpeg-aligned), ``sweeps`` (robustness),
+``scoring`` (any DetectorModule through its own view), ``layouts`` (benchmark folders),
+``check`` (pre-run file check), ``report`` + ``plots`` (outputs; the metrics.json schema
+is in ``report``'s docstring), ``commands`` (``aligngemini evaluate``).
+"""

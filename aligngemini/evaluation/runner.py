@@ -91,8 +91,10 @@ def run(args: Namespace, protocol: Protocol) -> int:
             if args.check:
                 check = check_records(records)
                 print(format_check(check, name))
+            print(f"{name}: scoring {len({r.path for r in records})} images ({protocol.name})", flush=True)
             rows = scorer.score(records, protocol.chain)
-            swept = run_sweeps(scorer, records, sweeps, protocol.chain)
+            swept = run_sweeps(scorer, records, sweeps, protocol.chain,
+                               on_point=lambda p, name=name: print(f"{name}: sweep {p.name}", flush=True))
             results.append(BenchmarkResult(name, layout, path, rows, swept, check))
     out = Path(args.out)
     metrics = write_report(results, protocol, model, out, with_plots=args.plots)

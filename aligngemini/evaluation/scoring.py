@@ -9,13 +9,16 @@ perturbed copies in a scratch folder (see :mod:`aligngemini.evaluation.protocol`
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import importlib
 import inspect
 import logging
 import pickle
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import lightning as L
@@ -49,6 +52,7 @@ class Scorer:
         accelerator, precision: Trainer settings; evaluation runs on one device.
         chunk_size: images perturbed and scored at a time (bounds the scratch folder's size).
         scratch_dir: where perturbed copies go (a temporary folder by default).
+        root_dir: the Trainer's folder, where the branch's ``bad_files.jsonl`` goes (default: cwd).
         workers: threads that write perturbed copies.
     """
 
@@ -112,7 +116,9 @@ class Scorer:
     def _predict(self, records: list[ImageRecord], original_path: dict[str, str]) -> dict[str, dict]:
         datamodule = self.datamodule_factory()
         datamodule.records = {"train": [], "val": [], "test": [], "predict": list(records)}
-        batches = self.trainer.predict(self.module, datamodule=datamodule, return_predictions=True) or []
+        with warnings.catch_warnings():  # Lightning 2.6 warns about its own use of torch's pytree on every call
+            warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+            batches = self.trainer.predict(self.module, datamodule=datamodule, return_predictions=True) or []
         scored = {}
         for batch_rows in batches:
             for row in batch_rows:
@@ -220,8 +226,38 @@ def datamodule_factory_for(
         raise AlignGeminiError(f"no datamodule view is known for {type(module).__name__}; pass --data-class MODULE.CLASS")
     cls = import_class(class_path, RecordsDataModule, "datamodule")
     accepted = _view_settings(cls)
-    settings = {k: v for k, v in saved.items() if k not in _NOT_VIEW_SETTINGS}
+    settings = {k: _plain(v) for k, v in saved.items() if k not in _NOT_VIEW_SETTINGS}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if accepted is not None:
         settings = {k: v for k, v in settings.items() if k in accepted}
-    return lambda: cls(**settings)
+    return _typed_factory(cls, settings)
+
+
+def _plain(value: Any) -> Any:
+    """Saved settings as plain data (dataclass settings -> dicts, enums -> values)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(value.to_dict() if hasattr(value, "to_dict") else dataclasses.asdict(value))
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _typed_factory(cls: type, settings: dict) -> DatamoduleFactory:
+    """Settings -> typed init arguments the way LightningCLI reads them (a dataclass setting
+    may be saved as ``{"class_path", "init_args"}`` or as a dict), checked once, now."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, "data", fail_untyped=False)
+    try:
+        config = parser.parse_object({"data": settings})
+    except Exception as err:  # jsonargparse raises its own error types
+        raise AlignGeminiError(f"cannot rebuild the {cls.__name__} view from the checkpoint's settings: {err}") from None
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return lambda: instantiate(config).data

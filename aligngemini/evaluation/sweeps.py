@@ -9,7 +9,7 @@ x0.25-4, double resize. A sweep runs after the protocol's own alignment (if any)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from aligngemini.datamodules.records import ImageRecord
@@ -73,12 +73,16 @@ def parse_sweeps(specs: Iterable[str]) -> list[Sweep]:
     return list(sweeps.values())
 
 
-def run_sweeps(scorer, records: Sequence[ImageRecord], sweeps: Sequence[Sweep], base_chain=()) -> dict:
+def run_sweeps(scorer, records: Sequence[ImageRecord], sweeps: Sequence[Sweep], base_chain=(),
+               on_point: Callable[[Perturbation], None] | None = None) -> dict:
     """``{kind: [(strength, rows), ...]}``: every strength of every sweep, scored by ``scorer``
-    (a :class:`~aligngemini.evaluation.scoring.Scorer`) after ``base_chain``."""
+    (a :class:`~aligngemini.evaluation.scoring.Scorer`) after ``base_chain``; ``on_point``
+    hears of each point before it is scored."""
     results: dict[str, list[tuple[float, list[dict]]]] = {}
     for sweep in sweeps:
-        results[sweep.kind] = [
-            (p.strength, scorer.score(records, (*base_chain, p))) for p in sweep.perturbations()
-        ]
+        results[sweep.kind] = []
+        for perturbation in sweep.perturbations():
+            if on_point is not None:
+                on_point(perturbation)
+            results[sweep.kind].append((perturbation.strength, scorer.score(records, (*base_chain, perturbation))))
     return results

@@ -144,3 +144,14 @@ def test_check_only_and_layout_list(two_generator_benchmark, capsys):
     assert "33 files, 1 unreadable" in printed and "truncated.png" in printed
     assert main(["evaluate", "--list-layouts"]) == 0
     assert "synthwildx" in capsys.readouterr().out
+
+
+def test_plots_without_matplotlib_name_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    from aligngemini.errors import MissingExtraError
+    from aligngemini.evaluation import plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    with pytest.raises(MissingExtraError, match=r"pip install 'aligngemini\[plots\]'"):
+        plots.roc_plot(_random_rows(20), tmp_path / "roc.png", "x")

@@ -11,6 +11,7 @@ import torch
 from aligngemini.cli import main
 from aligngemini.datamodules.pixel import PixelDataModule
 from aligngemini.datamodules.records import load_records
+from aligngemini.errors import AlignGeminiError
 from aligngemini.evaluation.scoring import datamodule_factory_for, load_checkpoint_module, score_records
 from aligngemini.lightning_modules.pixel import PixelBranch
 
@@ -20,9 +21,21 @@ TINY_VIT = dict(backbone="vit_small_patch14_dinov2", pretrained=False, crop_size
 
 @pytest.fixture(scope="module")
 def pixel_checkpoint(paired_dataset, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pixel")
+    """A checkpoint the way users make one: ``aligngemini fit`` (it records the model and view classes)."""
+    root = tmp_path_factory.mktemp("pixel")
+    assert main(["fit", "-c", "configs/pixel/tiny_cpu.yaml", "--data.root", str(paired_dataset),
+                 "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
+                 "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1",
+                 "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]) == 0
+    return root / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def hand_made_checkpoint(paired_dataset, tmp_path_factory):
+    """A checkpoint from a plain Trainer: no class recorded, settings pickled as dataclasses."""
+    folder = tmp_path_factory.mktemp("pixel_plain")
     torch.manual_seed(0)
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         default_root_dir=folder)
     trainer.fit(PixelBranch(**TINY_VIT), PixelDataModule(root=str(paired_dataset), batch_size=4))
@@ -30,8 +43,10 @@ def pixel_checkpoint(paired_dataset, tmp_path_factory):
     return folder / "pixel.ckpt"
 
 
-def test_scorer_gives_the_rows_of_the_branchs_own_predict(pixel_checkpoint, paired_dataset, tmp_path):
-    module, checkpoint = load_checkpoint_module(pixel_checkpoint, "aligngemini.lightning_modules.pixel.PixelBranch")
+def test_scorer_gives_the_rows_of_the_branchs_own_predict(hand_made_checkpoint, paired_dataset, tmp_path):
+    with pytest.raises(AlignGeminiError, match="does not name its model class"):
+        load_checkpoint_module(hand_made_checkpoint)
+    module, checkpoint = load_checkpoint_module(hand_made_checkpoint, "aligngemini.lightning_modules.pixel.PixelBranch")
     factory = datamodule_factory_for(module, checkpoint, batch_size=16)
     assert isinstance(factory(), PixelDataModule)
     records = load_records(paired_dataset)[:12]
@@ -46,11 +61,11 @@ def test_scorer_gives_the_rows_of_the_branchs_own_predict(pixel_checkpoint, pair
 
 def test_evaluate_a_pixel_checkpoint_under_the_jpeg_aligned_protocol(pixel_checkpoint, paired_dataset, tmp_path):
     out = tmp_path / "out"
-    assert main(["evaluate", "--ckpt", str(pixel_checkpoint), "--model-class",
-                 "aligngemini.lightning_modules.pixel.PixelBranch", "--benchmark", f"demo={paired_dataset}",
+    assert main(["evaluate", "--ckpt", str(pixel_checkpoint), "--benchmark", f"demo={paired_dataset}",
                  "--protocol", "jpeg-aligned", "--jpeg-quality", "80", "--no-plots", "--no-check",
                  "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"] == {"name": "jpeg-aligned", "jpeg_quality": 80, "threshold": 0.5, "ece_bins": 15}
+    assert metrics["model"]["class"] == "aligngemini.lightning_modules.pixel.PixelBranch"
     demo = metrics["benchmarks"]["demo"]
     assert demo["n_images"] == 60 and demo["n_failed"] == 0 and demo["average"]["auroc"] is not None

@@ -17,9 +17,10 @@ from .tiny import CropView, EchoDetector
 CROP = 32
 
 
-def _scorer():
+def _scorer(root_dir=None):
     module = EchoDetector(crop_size=CROP)
-    return module, Scorer(module, lambda: CropView(crop_size=CROP, batch_size=8), accelerator="cpu")
+    return module, Scorer(module, lambda: CropView(crop_size=CROP, batch_size=8), accelerator="cpu",
+                          root_dir=root_dir)
 
 
 def _shown(module) -> list[torch.Tensor]:
@@ -83,12 +84,13 @@ def test_a_broken_file_gets_an_error_row_under_a_perturbation(paired_records, tm
     from dataclasses import replace
 
     records = [*paired_records[:2], replace(paired_records[0], path=str(broken))]
-    _, scorer = _scorer()
+    _, scorer = _scorer(root_dir=tmp_path)
     for chain in ((), (Perturbation("jpeg", 80),)):
         rows = scorer.score(records, chain)
         assert [r["path"] for r in rows] == [r.path for r in records]
         assert rows[2]["error"] and rows[2]["probability"] is None and rows[2]["label"] == records[2].label
         assert all(r["probability"] is not None for r in rows[:2])
+    assert str(broken) in (tmp_path / "bad_files.jsonl").read_text()  # Lightning's bad-file report
 
 
 def test_sweep_specs():
