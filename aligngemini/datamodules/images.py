@@ -7,6 +7,7 @@ sample and report it (see :class:`BadFileLog`); under ``fail`` the error ends th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -70,27 +71,34 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def decode_image(path: str | os.PathLike, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
+def decode_image(
+    path: str | os.PathLike, limits: DecodeLimits = DecodeLimits(), data: bytes | None = None
+) -> Image.Image:
     """Read ``path`` as an RGB PIL image, upright (EXIF orientation applied).
+
+    With ``data``, decode those bytes (e.g. read from a shard) and name ``path`` in errors.
 
     Animated files give their first frame. Raises :class:`BadImageError` for missing,
     empty, truncated, non-image, too large (decompression bomb) or too small files.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise BadImageError(path, "file not found") from None
-    except OSError as err:
-        raise BadImageError(path, f"cannot stat file ({err.strerror or err})") from None
-    if not path.is_file():
-        raise BadImageError(path, "not a regular file")
+    if data is None:
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise BadImageError(path, "file not found") from None
+        except OSError as err:
+            raise BadImageError(path, f"cannot stat file ({err.strerror or err})") from None
+        if not path.is_file():
+            raise BadImageError(path, "not a regular file")
+    else:
+        size = len(data)
     if size == 0:
         raise BadImageError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > limits.max_pixels:
                     raise BadImageError(
