@@ -151,8 +151,11 @@ def _asks_remote_code(value: Any) -> bool:
     return isinstance(value, list) and any(_asks_remote_code(v) for v in value)
 
 
-def build_from_folder(folder: str | Path, allow_pickle: bool = False, trust_remote_code: bool = False):
-    """config.json + weights -> a LightningModule in eval mode, ready for inference."""
+def build_from_folder(folder: str | Path, allow_pickle: bool = False, trust_remote_code: bool = False,
+                      device: str | torch.device = "cpu"):
+    """config.json + weights -> a LightningModule in eval mode on ``device``, ready for inference.
+
+    The model is built on ``device`` (a 4-bit VLM must be quantised where it will run)."""
     folder = Path(folder)
     config = read_config(folder)
     if config.get("family") == "detector":
@@ -162,6 +165,7 @@ def build_from_folder(folder: str | Path, allow_pickle: bool = False, trust_remo
         raise ExportFormatError(f"{folder}/config.json asks for trust_remote_code, which runs code from the Hub; "
                                 "refused (pass trust_remote_code=True only for a source you trust)")
     module = instantiate(config["class_path"], config.get("init_args", {}))
+    module.to(device)  # before configure_model: modules that build lazily build on their own device
     module.configure_model()
     state = load_weights(folder, config, allow_pickle=allow_pickle)
     missing, unexpected = module.load_state_dict(state, strict=False)
@@ -172,4 +176,4 @@ def build_from_folder(folder: str | Path, allow_pickle: bool = False, trust_remo
         raise ExportFormatError(f"{folder}: weights lack {sorted(needed & set(missing))[:5]}; "
                                 "was the folder exported from a different model configuration?")
     module.zoo_config = config
-    return module.eval()
+    return module.to(device).eval()

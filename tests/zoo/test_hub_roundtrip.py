@@ -180,3 +180,16 @@ def test_detector_entry_pins_its_published_parts(hub, tmp_path, capsys):
     assert f"pixel: `{pixel.ref}`" in (folder / "README.md").read_text()
     with pytest.raises(ExportFormatError, match="AlignGemini"):
         load("detector-tiny", catalog=catalog)
+
+
+def test_a_corrupted_cache_is_caught_and_repaired_by_force_download(hub, tmp_path):
+    spec, module, _ = publish(tmp_path)
+    catalog = Catalog([spec])
+    cached = (pull(spec.ref, catalog=catalog).folder / "model.safetensors").resolve()
+    data = bytearray(cached.read_bytes())
+    data[-1] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="model.safetensors .* failed its hash check.*--force-download"):
+        pull(spec.ref, catalog=catalog)
+    repaired = load(spec.ref, catalog=catalog, force_download=True)
+    assert torch.equal(pixel_scores(repaired), pixel_scores(module))
