@@ -62,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--chunk-size", type=int, default=1024, help="images perturbed and scored at a time")
     model.add_argument("--progress", action="store_true")
     rows = p.add_argument_group("reading predictions")
-    rows.add_argument("--probability-column", default="probability")
-    rows.add_argument("--logit-column", default="logit")
+    rows.add_argument("--probability-column", default="probability",
+                      help="e.g. pixel_probability to evaluate one branch of `aligngemini detect` rows")
+    rows.add_argument("--logit-column", default=None,
+                      help="default: 'logit' with the default probability column, none otherwise")
     return p
 
 

@@ -33,8 +33,16 @@ def _number(value, where: str) -> float | None:
 
 
 def read_prediction_rows(path: str | Path, probability_column: str = "probability",
-                         logit_column: str = "logit") -> list[dict]:
-    """Rows of a predictions CSV/JSONL with typed ``label``, ``logit``, ``probability``."""
+                         logit_column: str | None = None) -> list[dict]:
+    """Rows of a predictions CSV/JSONL with typed ``label``, ``logit``, ``probability``.
+
+    ``probability_column`` picks the score (``detect`` rows also hold ``pixel_probability``
+    and ``semantic_probability``); logits are read from ``logit_column``, which defaults
+    to ``logit`` only when the probability is the default one, so that a branch's
+    probability is never ranked by the fused logit.
+    """
+    if logit_column is None:
+        logit_column = "logit" if probability_column == "probability" else ""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: predictions file not found")
@@ -56,10 +64,11 @@ def read_prediction_rows(path: str | Path, probability_column: str = "probabilit
         if not isinstance(row, dict) or not row.get("path"):
             raise EvaluateError(f"{where}: each row needs a 'path'")
         probability = _number(row.get(probability_column), where)
-        logit = _number(row.get(logit_column), where)
+        logit = _number(row.get(logit_column), where) if logit_column else None
         error = row.get("error") or None
         if probability is None and logit is None and not error:
-            raise EvaluateError(f"{where}: no '{probability_column}' or '{logit_column}' value")
+            wanted = f"'{probability_column}'" + (f" or '{logit_column}'" if logit_column else "")
+            raise EvaluateError(f"{where}: no {wanted} value")
         if probability is not None and not 0.0 <= probability <= 1.0:
             raise EvaluateError(f"{where}: probability {probability} is outside [0, 1]")
         label = parse_label(row.get("label"), where)
@@ -72,14 +81,16 @@ def read_prediction_rows(path: str | Path, probability_column: str = "probabilit
 
 
 def label_rows(rows: list[dict], records: list[ImageRecord]) -> list[dict]:
-    """Labels and subsets from benchmark records, joined by resolved path (one row per record)."""
+    """Labels and subsets from benchmark records, joined by resolved path: one row per record;
+    a record that no row scored is kept as a failure (``error``), rows of other images are dropped."""
     by_path = {str(Path(r["path"]).resolve()): r for r in rows}
-    joined = []
+    joined, matched = [], 0
     for record in records:
         row = by_path.get(str(Path(record.path).resolve()))
-        if row is not None:
-            joined.append({**row, "path": record.path, "subset": record.subset, "label": record.label})
-    if not joined:
+        matched += row is not None
+        row = row or {"logit": None, "probability": None, "error": "no prediction row for this image"}
+        joined.append({**row, "path": record.path, "subset": record.subset, "label": record.label})
+    if not matched:
         raise EvaluateError("no prediction row matches a benchmark image path; were they scored from this folder?")
     return joined
 

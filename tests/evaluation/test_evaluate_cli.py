@@ -114,13 +114,17 @@ def test_unlabelled_predictions_take_labels_from_the_benchmark(paired_dataset, t
     from aligngemini.datamodules.records import load_records
 
     records = load_records(paired_dataset)
-    rows = [{"path": r.path, "probability": 0.9 if "fake" in r.path else 0.2} for r in records]
+    # Rows as `aligngemini detect` writes them for unlabelled input: fused and per-branch scores.
+    rows = [{"path": r.path, "logit": -3.0 if "fake" in r.path else 3.0, "probability": 0.05 if "fake" in r.path
+             else 0.95, "pixel_probability": 0.9 if "fake" in r.path else 0.2} for r in records[1:]]
     preds = _write_predictions(tmp_path / "detect.jsonl", rows)
     out = tmp_path / "out"
     assert main(["evaluate", "--predictions", f"demo={preds}", "--benchmark", f"demo={paired_dataset}",
-                 "--out", str(out), "--no-plots"]) == 0
+                 "--probability-column", "pixel_probability", "--out", str(out), "--no-plots"]) == 0
     demo = json.loads((out / "metrics.json").read_text())["benchmarks"]["demo"]
-    assert demo["subsets"]["demo"]["acc"] == 1.0 and demo["average"]["n_real"] == 30
+    assert demo["subsets"]["demo"]["acc"] == 1.0 and demo["subsets"]["demo"]["auroc"] == 1.0
+    assert demo["n_failed"] == 1 and demo["failed"][0] == {"path": records[0].path,
+                                                           "reason": "no prediction row for this image"}
 
 
 def test_user_errors_are_one_line(two_generator_benchmark, tmp_path, capsys):
