@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from aligngemini import __version__
+from aligngemini.errors import AlignGeminiError
 from aligngemini.zoo.rebuild import (
     CONFIG_FILE,
     FORMAT,
@@ -28,6 +29,10 @@ from aligngemini.zoo.rebuild import (
     to_jsonable,
 )
 from aligngemini.zoo.specs import FAMILIES
+
+class ExportExistsError(AlignGeminiError, FileExistsError):
+    pass
+
 
 WEIGHTS_FILE = "model.safetensors"
 ADAPTER_DIR = "adapter"
@@ -138,7 +143,7 @@ def export_module(
 def _fresh_folder(out: Path, overwrite: bool) -> Path:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} is not empty; choose a new folder or pass overwrite (--overwrite)")
+            raise ExportExistsError(f"{out} is not empty; choose a new folder or pass overwrite (--overwrite)")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out

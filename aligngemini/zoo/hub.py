@@ -7,15 +7,16 @@ checks every file against the catalog's sha256, and works offline from the cache
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aligngemini.errors import AlignGeminiError
 from aligngemini.zoo.catalog import CATALOG, Catalog, CatalogSource, HubSource, LocalSource, Source
 from aligngemini.zoo.rebuild import IntegrityError, read_config, sha256_of
 from aligngemini.zoo.settings import base_models_of, lora_of, preprocess_of, quant_of
-from aligngemini.zoo.specs import PICKLE_SUFFIXES, FileSpec, WeightsSpec, parse_version
+from aligngemini.zoo.specs import NAME, PICKLE_SUFFIXES, FileSpec, SpecError, WeightsSpec, parse_version
 
 # Files a pull needs; a Hub repo may hold others (pickles, logs) that are never fetched.
 PULL_PATTERNS = ("config.json", "README.md", "*.safetensors", "adapter*/*")
@@ -76,6 +77,8 @@ def push(
     config = read_config(folder)
     verify_export(folder)
     name = name or repo_id.split("/")[-1].lower()
+    if not NAME.match(name):
+        raise SpecError(f"{name!r} cannot be a catalog name (lowercase letters, digits, '.', '_', '-'); pass --name")
     if (name, version) in {(s.name, s.version) for s in catalog}:
         raise VersionExistsError(f"{name}@v{version} is already in the catalog; bump the version")
     if _offline():
@@ -94,21 +97,44 @@ def push(
         config["name"] = name
         (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     write_card(folder, version=version, repo_id=repo_id)
-    files = folder_files(folder)
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=f"{name} v{version}",
-                               ignore_patterns=[".*", "**/.*"]).oid
-    api.create_tag(repo_id, tag=tag, revision=commit, tag_message=f"{name} v{version}")
     card = config.get("card", {})
     metrics = tuple((row["metric"] if row["dataset"] == "evaluation" else f"{row['dataset']}/{row['metric']}",
                      row["value"]) for row in eval_rows(card.get("metrics") or {}))
-    return WeightsSpec(
-        name=name, version=version, family=config["family"], repo_id=repo_id, commit=commit, files=files,
-        weights=config["weights"]["file"] if config.get("weights") else None,
+    spec = WeightsSpec(  # built before uploading, so that a malformed entry never reaches the Hub
+        name=name, version=version, family=config["family"], repo_id=repo_id, commit="0" * 40,
+        files=folder_files(folder), weights=config["weights"]["file"] if config.get("weights") else None,
         parts=tuple(sorted((config.get("parts") or {}).items())), base_models=tuple(base_models_of(config)),
         preprocess=preprocess_of(config), quant=quant_of(config), lora=lora_of(config),
         labels=tuple(config.get("labels", ("real", "fake"))), metrics=metrics,
         description=card.get("description", ""),
     )
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=f"{name} v{version}",
+                               ignore_patterns=[".*", "**/.*"]).oid
+    _check_remote_tree(api, repo_id, commit, folder, spec.files)
+    api.create_tag(repo_id, tag=tag, revision=commit, tag_message=f"{name} v{version}")
+    return replace(spec, commit=commit)
+
+
+def _git_blob_sha1(path: Path) -> str:
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _check_remote_tree(api, repo_id: str, commit: str, folder: Path, files: tuple[FileSpec, ...]) -> None:
+    """Before tagging: the commit holds every file with our bytes (LFS sha256 or git blob sha1)."""
+    from huggingface_hub.hf_api import RepoFile
+
+    remote = {f.path: f for f in api.list_repo_tree(repo_id, recursive=True, revision=commit)
+              if isinstance(f, RepoFile)}
+    for expected in files:
+        entry = remote.get(expected.path)
+        if entry is None:
+            raise IntegrityError(f"{repo_id}@{commit[:12]}: {expected.path} is missing after the upload; not tagged")
+        ok = (entry.lfs.sha256 == expected.sha256 if entry.lfs is not None
+              else entry.blob_id == _git_blob_sha1(folder / expected.path))
+        if not ok:
+            raise IntegrityError(f"{repo_id}@{commit[:12]}: the Hub's {expected.path} differs from the uploaded "
+                                 "file; not tagged")
 
 
 def _download(repo_id: str, filename: str, commit: str, cache_dir, endpoint, force: bool) -> Path:

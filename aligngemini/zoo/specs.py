@@ -12,6 +12,8 @@ import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from aligngemini.errors import AlignGeminiError
+
 FAMILIES = ("pixel", "semantic", "fusion", "detector")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -21,7 +23,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class SpecError(ValueError):
+class SpecError(AlignGeminiError, ValueError):
     """A catalog entry (or a pushed folder) breaks the rules a published version must keep."""
 
 

@@ -193,3 +193,18 @@ def test_a_corrupted_cache_is_caught_and_repaired_by_force_download(hub, tmp_pat
         pull(spec.ref, catalog=catalog)
     repaired = load(spec.ref, catalog=catalog, force_download=True)
     assert torch.equal(pixel_scores(repaired), pixel_scores(module))
+
+
+def test_a_commit_that_does_not_hold_our_bytes_is_not_tagged(hub, tmp_path, monkeypatch):
+    folder = export_module(tiny_pixel(), tmp_path / "export")
+    upload = HfApi.upload_folder
+
+    def upload_then_corrupt(self, **kwargs):  # the Hub stores something else than what was sent
+        info = upload(self, **kwargs)
+        hub.tamper(kwargs["repo_id"], info.oid, "model.safetensors", b"not the weights")
+        return info
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_then_corrupt)
+    with pytest.raises(IntegrityError, match="model.safetensors differs from the uploaded file; not tagged"):
+        push(folder, "aligngemini-test/corrupted-upload", "1.0.0")
+    assert HfApi(endpoint=hub.url).list_repo_refs("aligngemini-test/corrupted-upload").tags == []
