@@ -206,7 +206,7 @@ def write_manifest(records: Iterable[ImageRecord], path: str | Path) -> Path:
         row = record.to_row()
         try:
             row["path"] = str(Path(record.path).resolve().relative_to(path.parent.resolve()))
-        except ValueError:
+        except (ValueError, OSError, RuntimeError):  # elsewhere, or a symlink loop: keep as given
             pass
         rows.append(row)
     tmp = path.with_suffix(path.suffix + ".tmp")
