@@ -83,7 +83,7 @@ def tiny_semantic(folder):
     from aligngemini.models.semantic import folder_fingerprint
 
     torch.manual_seed(0)
-    module = SemanticBranch(model_id=str(folder), revision=folder_fingerprint(folder), quantization="none",
+    module = SemanticBranch(model_id=str(folder), revision=folder_fingerprint(folder), quantization="nf4",
                             compute_dtype="float32", lora_r=4, lora_alpha=8, lora_dropout=0.0,
                             gradient_checkpointing=False)
     module.configure_model()

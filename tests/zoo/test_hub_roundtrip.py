@@ -36,6 +36,9 @@ def test_pushed_version_loads_with_identical_scores(hub, tmp_path, family_case):
     assert tags == {"v1.0.0": spec.commit}, "one tag, on the commit the entry pins"
     check_entry(spec)
     assert spec.family == family and dict(spec.metrics) == {"auroc": 0.875, "acc": 0.75}
+    if family == "semantic":  # QLoRA settings travel as data; only the adapter is published
+        assert (spec.quant.bits, spec.quant.quant_type, spec.lora.rank, spec.lora.alpha) == (4, "nf4", 4, 8.0)
+        assert spec.file("model.safetensors").size < 100_000 and spec.file("adapter/adapter_config.json")
 
     catalog = Catalog([spec])
     loaded = load(f"{spec.name}@v1", catalog=catalog)
