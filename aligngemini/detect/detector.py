@@ -33,9 +33,14 @@ from aligngemini.detect.branches import (
     load_part,
 )
 from aligngemini.detect.tiling import TilingConfig, tile_heatmap
+from aligngemini.errors import AlignGeminiError
 from aligngemini.lightning_modules.base import DetectorModule
 
 ImageInput = Union[str, Path, Image.Image, ImageRecord]
+
+
+class DetectorConfigError(AlignGeminiError, ValueError):
+    """The detector's parts do not fit together; the message says what to change."""
 
 
 @dataclass
@@ -128,13 +133,13 @@ class AlignGemini:
         if model is not None:
             parts = detector_parts(model)
             if parts is None:
-                raise ValueError(f"{model}: not a detector in the zoo; give pixel=/semantic=/fusion= instead")
+                raise DetectorConfigError(f"{model}: not a detector in the zoo; give pixel=/semantic=/fusion= instead")
             pixel, semantic, fusion = parts.pop("pixel", pixel), parts.pop("semantic", semantic), parts.pop("fusion", fusion)
             experts = {**parts, **(experts or {})}
         if pixel is None and semantic is None:
-            raise ValueError("AlignGemini needs at least one branch: pixel=... and/or semantic=...")
+            raise DetectorConfigError("AlignGemini needs at least one branch: pixel=... and/or semantic=...")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise DetectorConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
         sources = {"pixel": pixel, **(experts or {})}
@@ -150,7 +155,7 @@ class AlignGemini:
         self.fusion = load_part(fusion, "fusion", "cpu")
         missing = [n for n in self.fusion.feature_names if n not in available]
         if missing:
-            raise ValueError(f"the fusion head needs branch(es) {missing}; this detector has {available}")
+            raise DetectorConfigError(f"the fusion head needs branch(es) {missing}; this detector has {available}")
         self.feature_names = tuple(self.fusion.feature_names)
         self.tiling = tiling
         self.batch_size = batch_size

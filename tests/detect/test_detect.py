@@ -136,3 +136,21 @@ def test_clear_errors_for_missing_parts(tmp_path, pixel_checkpoint):
         from aligngemini.lightning_modules.fusion import FusionHead
 
         AlignGemini(pixel=pixel_checkpoint, fusion=FusionHead(mode="or"))
+
+
+def test_parts_load_from_exported_zoo_folders(tmp_path, pixel_checkpoint, fusion_checkpoint, image_folder):
+    import torch
+
+    from aligngemini.detect.branches import load_part
+    from aligngemini.zoo.export import export_module
+
+    pixel_folder = export_module(load_part(pixel_checkpoint, "pixel"), tmp_path / "pixel")
+    paths = sorted(str(p) for p in image_folder.rglob("*.png") if "broken" not in p.name)[:2]
+    from_folder = AlignGemini(pixel=pixel_folder, device="cpu")(paths)
+    from_checkpoint = AlignGemini(pixel=pixel_checkpoint, device="cpu")(paths)
+    assert [d.probability for d in from_folder] == pytest.approx([d.probability for d in from_checkpoint], rel=1e-6)
+    head = load_part(fusion_checkpoint, "fusion")
+    rebuilt = load_part(export_module(head, tmp_path / "fusion"), "fusion")
+    features = torch.randn(5, 2) * 3
+    assert torch.allclose(rebuilt.model(features), head.model(features))  # calibration travels with it
+    assert rebuilt.model.verdicts(features) == head.model.verdicts(features)
