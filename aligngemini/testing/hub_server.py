@@ -57,6 +57,7 @@ class Repo:
 class HubState:
     def __init__(self):
         self.repos: dict[str, Repo] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request served
         self.lock = threading.Lock()
 
     def create(self, repo_id: str) -> bool:
@@ -120,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_GET(self, head: bool = False):
+        self.server.state.requests.append(("HEAD" if head else "GET", self.path))
         url = urlparse(self.path)
         if match := _RESOLVE.match(url.path):
             return self._resolve(*match.groups(), head=head)
@@ -141,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._json(404, {"error": f"no route {url.path}"})
 
     def do_POST(self):
+        self.server.state.requests.append(("POST", self.path))
         url = urlparse(self.path)
         body = self._body()
         if url.path == "/api/validate-yaml":

@@ -76,6 +76,9 @@ def test_offline_pull_reads_the_cache(hub, tmp_path, monkeypatch):
     catalog = Catalog([spec])
     online_folder = pull(spec.ref, catalog=catalog).folder
     pull(f"hf-hub:{repo_id}@v1.0.0", catalog=catalog)
+    served = len(hub.state.requests)
+    assert pull(spec.ref, catalog=catalog).folder == online_folder
+    assert len(hub.state.requests) == served, "a pinned version in the cache is read without asking the Hub"
 
     from huggingface_hub import constants
 
