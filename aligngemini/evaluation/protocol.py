@@ -99,7 +99,7 @@ def write_perturbed_copies(
         except BadImageError as err:
             return record, None, err.reason
         target = folder / f"{index:08d}.png"
-        image.save(target, format="PNG", compress_level=1)
+        image.save(target, format="PNG", compress_level=0)  # scratch files: speed over size
         return record, str(target), None
 
     copies, original, failed = [], {}, {}

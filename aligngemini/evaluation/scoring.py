@@ -13,7 +13,6 @@ import dataclasses
 import enum
 import importlib
 import inspect
-import logging
 import pickle
 import tempfile
 import warnings
@@ -31,7 +30,6 @@ from aligngemini.errors import AlignGeminiError
 from aligngemini.evaluation.protocol import Chain, write_perturbed_copies
 from aligngemini.lightning_modules.base import DetectorModule
 
-log = logging.getLogger(__name__)
 DatamoduleFactory = Callable[[], RecordsDataModule]
 # The datamodule view each model class reads when its checkpoint does not name one.
 DEFAULT_VIEWS = {

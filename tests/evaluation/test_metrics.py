@@ -99,3 +99,14 @@ def test_failed_and_unlabelled_rows_are_left_out():
     scores = Scores.from_rows(rows)
     assert scores.labels.tolist() == [1, 0]
     assert scores.probabilities[1] == pytest.approx(1 / (1 + np.exp(2.0)))
+
+
+def test_group_averages_for_group_slash_generator_subsets():
+    rows = []
+    for i, (subset, fake_prob) in enumerate([("semantic/a", 0.9), ("semantic/b", 0.4), ("pixel/c", 0.8)]):
+        rows += [{"path": f"r{i}", "subset": subset, "label": 0, "probability": 0.1},
+                 {"path": f"f{i}", "subset": subset, "label": 1, "probability": fake_prob}]
+    groups = benchmark_metrics(rows)["groups"]
+    assert groups["semantic"]["acc"] == pytest.approx((1.0 + 0.5) / 2) and groups["semantic"]["n_subsets"] == 2
+    assert groups["pixel"]["acc"] == pytest.approx(1.0)
+    assert "groups" not in benchmark_metrics(rows[:2])
