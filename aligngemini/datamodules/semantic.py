@@ -47,8 +47,8 @@ class ConversationConfig(ConfigMixin):
 
     def prompt_text(self, processor, family: VLMFamily) -> str:
         """The prompt as text, generation prompt included; the processor expands the image tokens."""
-        if not family.chat_template:  # prefix-LM: the processor adds image tokens, bos and "\n"
-            return f"{self.system_prompt} {self.question}".strip()
+        if not family.chat_template:  # prefix-LM: image tokens, then the processor adds bos and "\n"
+            return processor.image_token + f"{self.system_prompt} {self.question}".strip()
         question = self.question if family.system_role else f"{self.system_prompt}\n\n{self.question}"
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         if family.system_role and self.system_prompt:

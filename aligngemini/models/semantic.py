@@ -140,7 +140,21 @@ def load_base_vlm(model_id: str, revision: str | None, quantization: Quantizatio
     elif quantization != "none":
         raise ValueError(f"quantization must be 'nf4' or 'none', got {quantization!r}")
     model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
-    return model if quantization == "nf4" else model.to(device)
+    if quantization == "nf4":
+        _keep_one_cpu_weight_layout(model)
+        return model
+    return model.to(device)
+
+
+def _keep_one_cpu_weight_layout(model: nn.Module) -> None:
+    """bitsandbytes repacks 4-bit weights for a faster CPU kernel on the first no-grad forward;
+    a training step after that (validation runs first) fails in the packed kernel's bias add.
+    One layout for training and inference avoids it and keeps scores identical across modes."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def add_adapters(model: nn.Module, family: VLMFamily, adapter: AdapterSettings, quantized: bool,
@@ -210,15 +224,22 @@ class SemanticVLM(nn.Module):
         return verdict_logits, loss
 
     @torch.no_grad()
-    def generate_answers(self, prompt_inputs: dict[str, torch.Tensor], max_new_tokens: int = 64) -> list[str]:
-        """Greedy answers (verdict + rationale), at most ``max_new_tokens`` each."""
+    def generate_answer_ids(self, prompt_inputs: dict[str, torch.Tensor], max_new_tokens: int = 64) -> list[list[int]]:
+        """Greedy answer tokens (verdict + rationale), at most ``max_new_tokens`` each, stop token dropped."""
         stop = sorted({self.end_id, *_as_list(self.tokenizer.eos_token_id)})
         generated = self.vlm.generate(
             **prompt_inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
             pad_token_id=self.tokenizer.pad_token_id, use_cache=True,
         )
-        new_tokens = generated[:, prompt_inputs["input_ids"].shape[1] :]
-        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        answers = []
+        for row in generated[:, prompt_inputs["input_ids"].shape[1] :].tolist():
+            ends = [i for i, token in enumerate(row) if token in stop or token == self.tokenizer.pad_token_id]
+            answers.append(row[: ends[0]] if ends else row)
+        return answers
+
+    def generate_answers(self, prompt_inputs: dict[str, torch.Tensor], max_new_tokens: int = 64) -> list[str]:
+        ids = self.generate_answer_ids(prompt_inputs, max_new_tokens)
+        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
 def _as_list(value) -> list[int]:

@@ -275,6 +275,11 @@ def build_tiny_vlm(family: str, hidden: int = 64, image_size: int = 56, seed: in
         raise ValueError(f"no tiny builder for VLM family {family!r}; choose from {TINY_FAMILIES}")
     torch.manual_seed(seed)
     model, processor = BUILDERS[family](hidden, image_size)
+    # With the usual 0.02 init, a 64-wide model's logits span about +-1 over the whole vocabulary:
+    # no adapter could make it confident. Rows of norm ~2 give real models' logit range.
+    with torch.no_grad():
+        head = model.get_output_embeddings().weight
+        head.normal_(0.0, 2.0 / head.shape[1] ** 0.5)
     return model.float().eval(), processor
 
 
