@@ -11,6 +11,7 @@ prompts for the semantic branch), so the detector decodes each file once.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +102,11 @@ class PixelScore:
 
 
 class PixelScorer:
-    """Whole-image score from a pixel branch: tiles at the branch's crop size, aggregated."""
+    """Whole-image score from a pixel branch: tiles at the branch's crop size, aggregated.
+
+    ``prepare`` (CPU only, thread-safe) and ``score`` (the model) are separate so that the
+    detector can prepare the next batch while this one is scored; calling the scorer does both.
+    """
 
     def __init__(self, branch: DetectorModule, tiling: TilingConfig = TilingConfig(), tile_batch: int = 64):
         self.branch = branch
@@ -109,9 +114,14 @@ class PixelScorer:
         self.tiling = tiling
         self.tile_batch = tile_batch
 
-    @torch.inference_mode()
+    def prepare(self, images: list[Image.Image]) -> list[ImageTiles]:
+        return [image_tiles(image, self.crop, self.tiling.max_tiles) for image in images]
+
     def __call__(self, images: list[Image.Image]) -> list[PixelScore]:
-        per_image = [image_tiles(image, self.crop, self.tiling.max_tiles) for image in images]
+        return self.score(self.prepare(images))
+
+    @torch.inference_mode()
+    def score(self, per_image: list[ImageTiles]) -> list[PixelScore]:
         stacked = torch.cat([t.tiles for t in per_image])
         logits = torch.cat([self.branch.score_images(chunk).float().cpu()
                             for chunk in stacked.split(self.tile_batch)])
@@ -156,22 +166,34 @@ class SemanticScorer:
         self.family = resolve_family(hp.model_id, hp.revision, hp.family)
         self.processor = load_processor(hp.model_id, hp.revision)
         self.max_image_side = prompting.max_image_side
+        # A fast tokenizer must not be used from two threads at once ("Already borrowed"):
+        # the detector prepares the next batch in a thread while this one is generated.
+        self._tokenizer_lock = threading.Lock()
 
-    def _prepare(self, image: Image.Image) -> Image.Image:
+    def _bounded(self, image: Image.Image) -> Image.Image:
         if self.max_image_side and max(image.size) > self.max_image_side:
             image = image.copy()
             image.thumbnail((self.max_image_side, self.max_image_side), Image.BICUBIC)
         return image
 
-    @torch.inference_mode()
-    def __call__(self, images: list[Image.Image], explain: bool = False) -> list[SemanticScore]:
+    def prepare(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
+        """The processor batch (CPU only); the detector runs this ahead, in its decode thread."""
         from aligngemini.datamodules.semantic import encode_prompts
 
-        prompts = encode_prompts(self.processor, self.family, self.conversation, [self._prepare(im) for im in images])
+        bounded = [self._bounded(im) for im in images]
+        with self._tokenizer_lock:
+            return encode_prompts(self.processor, self.family, self.conversation, bounded)
+
+    def __call__(self, images: list[Image.Image], explain: bool = False) -> list[SemanticScore]:
+        return self.score(self.prepare(images), explain)
+
+    @torch.inference_mode()
+    def score(self, prompts: dict[str, torch.Tensor], explain: bool = False) -> list[SemanticScore]:
         device = self.branch.device
         prompts = {k: v.to(device) if torch.is_tensor(v) else v for k, v in prompts.items()}
         logits = self.branch.model.score(prompts).float().cpu()
-        rationales: list[str | None] = [None] * len(images)
+        rationales: list[str | None] = [None] * len(logits)
         if explain:
-            rationales = self.branch.model.generate_answers(prompts, self.branch.max_new_tokens)
+            with self._tokenizer_lock:
+                rationales = self.branch.model.generate_answers(prompts, self.branch.max_new_tokens)
         return [SemanticScore(float(z), r) for z, r in zip(logits, rationales)]

@@ -89,12 +89,20 @@ class Detection:
 
 @dataclass
 class _Decoded:
+    """One input after reading: its image, or why it could not be read."""
+
     index: int
     path: str
     label: int | None
     subset: str | None
     image: Image.Image | None = None
     error: str | None = None
+
+
+@dataclass
+class _Prepared:
+    decoded: list[_Decoded]
+    prepared: dict[str, Any]  # branch name -> its model inputs for the readable images (None: failed)
 
 
 class AlignGemini:
@@ -170,12 +178,13 @@ class AlignGemini:
         return list(self.stream(inputs))
 
     def stream(self, inputs: Iterable[ImageInput]) -> Iterator[Detection]:
-        """Detections in input order, one batch in memory (plus the next one decoding)."""
+        """Detections in input order. One batch is scored while the next is decoded and
+        prepared (tiles, processor inputs) in a background thread; no more is held."""
         chunks = _chunks(enumerate(inputs), self.batch_size)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aligngemini-decode") as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aligngemini-prepare") as pool:
             pending = None
             for chunk in chunks:
-                upcoming = pool.submit(self._decode_chunk, chunk)
+                upcoming = pool.submit(self._prepare_chunk, chunk)
                 if pending is not None:
                     yield from self._detect(pending.result())
                 pending = upcoming
@@ -183,8 +192,22 @@ class AlignGemini:
                 yield from self._detect(pending.result())
 
     # --- steps -----------------------------------------------------------------------------
-    def _decode_chunk(self, chunk: list[tuple[int, ImageInput]]) -> list[_Decoded]:
-        return [self._decode(index, item) for index, item in chunk]
+    def _scorers(self) -> dict[str, PixelScorer | SemanticScorer]:
+        scorers: dict[str, PixelScorer | SemanticScorer] = dict(self.pixel_scorers)
+        if self.semantic_scorer is not None:
+            scorers["semantic"] = self.semantic_scorer
+        return {name: scorer for name, scorer in scorers.items() if name in self.feature_names}
+
+    def _prepare_chunk(self, chunk: list[tuple[int, ImageInput]]) -> _Prepared:
+        decoded = [self._decode(index, item) for index, item in chunk]
+        images = [d.image for d in decoded if d.image is not None]
+        prepared: dict[str, Any] = {}
+        for name, scorer in self._scorers().items():
+            try:
+                prepared[name] = scorer.prepare(images) if images else None
+            except Exception:  # noqa: BLE001 - scored image by image later, so the culprit is named
+                prepared[name] = None
+        return _Prepared(decoded, prepared)
 
     def _decode(self, index: int, item: ImageInput) -> _Decoded:
         label = subset = None
@@ -200,19 +223,16 @@ class AlignGemini:
             decoded.error = f"cannot read ({type(err).__name__}: {err})"
         return decoded
 
-    def _detect(self, decoded: list[_Decoded]) -> list[Detection]:
+    def _detect(self, batch: _Prepared) -> list[Detection]:
+        decoded = batch.decoded
         ok = [d for d in decoded if d.image is not None]
         logits: dict[str, list[float | None]] = {}
-        pixel_results: dict[str, list] = {}
-        rationales: list[str | None] = [None] * len(ok)
-        for name, scorer in self.pixel_scorers.items():
-            if name in self.feature_names:
-                pixel_results[name] = _isolate(scorer, [d.image for d in ok], ok, name)
-                logits[name] = [r.logit if r else None for r in pixel_results[name]]
-        if self.semantic_scorer is not None and "semantic" in self.feature_names:
-            scored = _isolate(lambda ims: self.semantic_scorer(ims, self.explain), [d.image for d in ok], ok, "semantic")
-            logits["semantic"] = [r.logit if r else None for r in scored]
-            rationales = [r.rationale if r else None for r in scored]
+        results: dict[str, list] = {}
+        for name, scorer in self._scorers().items():
+            options = {"explain": self.explain} if name == "semantic" else {}
+            results[name] = _score_branch(name, scorer, batch.prepared.get(name), ok, **options)
+            logits[name] = [r.logit if r else None for r in results[name]]
+        rationales = [r.rationale if r else None for r in results["semantic"]] if "semantic" in results else [None] * len(ok)
         complete = [i for i in range(len(ok)) if ok[i].error is None]
         rows = {d.index: Detection(d.path, label=d.label, subset=d.subset, error=d.error) for d in decoded}
         if complete:
@@ -230,8 +250,8 @@ class AlignGemini:
                 row.scores = {n: float(torch.sigmoid(features[row_index, k])) for k, n in enumerate(self.feature_names)}
                 row.contributions = {n: float(contributions[row_index, k]) for k, n in enumerate(self.feature_names)}
                 row.rationale = rationales[i]
-                if "pixel" in pixel_results:
-                    result = pixel_results["pixel"][i]
+                if "pixel" in results:
+                    result = results["pixel"][i]
                     row.tiles = len(result.tile_logits)
                     if self.explain and self.heatmap_dir is not None:
                         row.heatmap = self._save_heatmap(ok[i], result)
@@ -244,6 +264,16 @@ class AlignGemini:
         out = self.heatmap_dir / f"{stem}-{digest}-pixel-tiles.png"
         tile_heatmap(decoded.image, result.tiles, torch.sigmoid(result.tile_logits)).save(out)
         return str(out)
+
+
+def _score_branch(name: str, scorer, prepared, ok: list[_Decoded], **options) -> list:
+    """Score prepared inputs; on failure (or when preparing failed) fall back to _isolate."""
+    if prepared is not None:
+        try:
+            return list(scorer.score(prepared, **options))
+        except Exception:  # noqa: BLE001 - retried image by image below
+            pass
+    return _isolate(lambda images: scorer(images, **options), [d.image for d in ok], ok, name)
 
 
 def _isolate(scorer, images: list[Image.Image], decoded: list[_Decoded], name: str) -> list:
