@@ -8,6 +8,7 @@ checks every file against the catalog's sha256, and works offline from the cache
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from aligngemini.zoo.rebuild import IntegrityError, read_config, sha256_of
 from aligngemini.zoo.settings import base_models_of, lora_of, preprocess_of, quant_of
 from aligngemini.zoo.specs import NAME, PICKLE_SUFFIXES, FileSpec, SpecError, WeightsSpec, parse_version
 
+log = logging.getLogger(__name__)
 # Files a pull needs; a Hub repo may hold others (pickles, logs) that are never fetched.
 PULL_PATTERNS = ("config.json", "README.md", "*.safetensors", "adapter*/*")
 
@@ -70,7 +72,7 @@ def push(
 ) -> WeightsSpec:
     from huggingface_hub import HfApi
 
-    from aligngemini.zoo.cards import eval_rows, write_card
+    from aligngemini.zoo.cards import DEFAULT_DATASET, eval_rows, write_card
 
     folder = Path(folder)
     version = ".".join(str(part) for part in parse_version(version))
@@ -98,8 +100,11 @@ def push(
         (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     write_card(folder, version=version, repo_id=repo_id)
     card = config.get("card", {})
-    metrics = tuple((row["metric"] if row["dataset"] == "evaluation" else f"{row['dataset']}/{row['metric']}",
+    metrics = tuple((row["metric"] if row["dataset"] == DEFAULT_DATASET else f"{row['dataset']}/{row['metric']}",
                      row["value"]) for row in eval_rows(card.get("metrics") or {}))
+    if (config.get("weights") or {}).get("keys") == "trainable" and not base_models_of(config):
+        log.warning("%s holds trainable weights only, but its base model is not a Hub id with a revision; "
+                    "others cannot rebuild it", folder)
     spec = WeightsSpec(  # built before uploading, so that a malformed entry never reaches the Hub
         name=name, version=version, family=config["family"], repo_id=repo_id, commit="0" * 40,
         files=folder_files(folder), weights=config["weights"]["file"] if config.get("weights") else None,
