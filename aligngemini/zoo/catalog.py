@@ -21,7 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aligngemini.errors import AlignGeminiError
-from aligngemini.zoo.specs import REPO_ID, WeightsSpec, parse_version
+from aligngemini.zoo.specs import (  # noqa: F401 (the spec classes pasted entries are written in)
+    REPO_ID,
+    FileSpec,
+    LoraSpec,
+    ModelRef,
+    PreprocessCfg,
+    QuantSpec,
+    WeightsSpec,
+    parse_version,
+)
 
 # No AlignGemini weights have been published yet: entries appear here only after a real
 # `aligngemini zoo push` has printed them (repo, commit sha and file hashes).

@@ -102,3 +102,17 @@ def test_printed_entry_round_trips(catalog):
 def test_published_catalog_entry_contract(spec):
     check_entry(spec, CATALOG)
 
+
+
+def test_a_printed_entry_pastes_into_the_catalog_module():
+    import aligngemini.zoo.catalog as catalog_module
+    from aligngemini.zoo.specs import LoraSpec, ModelRef, PreprocessCfg, QuantSpec
+
+    spec = entry("semantic-qwen", "1.0.0", family="semantic", metrics=(("auroc", 0.9),),
+                 base_models=(ModelRef("Qwen/Qwen2.5-VL-7B-Instruct", "a" * 40),), quant=QuantSpec(),
+                 lora=LoraSpec(16, 32.0, 0.05, ("q_proj", "v_proj")),
+                 preprocess=PreprocessCfg("aligngemini.datamodules.semantic.SemanticDataModule",
+                                          {"max_image_side": 448, "scramble": {"enabled": True}}))
+    namespace = dict(vars(catalog_module))
+    exec(f"ENTRIES = ({spec.to_python()}\n)", namespace)
+    assert catalog_module.Catalog(namespace["ENTRIES"]).get(spec.name, spec.version) == spec
