@@ -17,7 +17,7 @@ from aligngemini.evaluation.sweeps import parse_sweeps, run_sweeps
 
 def _load_model(args: Namespace):
     """(module, datamodule factory, model description) from --ckpt or --model."""
-    from aligngemini.evaluation.scoring import datamodule_factory_for, load_checkpoint_module
+    from aligngemini.evaluation.loading import datamodule_factory_for, load_checkpoint_module
 
     view = {"batch_size": args.batch_size, "num_workers": args.num_workers, "bad_input": "skip"}
     if args.ckpt:

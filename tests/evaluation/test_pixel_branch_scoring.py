@@ -12,7 +12,8 @@ from aligngemini.cli import main
 from aligngemini.datamodules.pixel import PixelDataModule
 from aligngemini.datamodules.records import load_records
 from aligngemini.errors import AlignGeminiError
-from aligngemini.evaluation.scoring import datamodule_factory_for, load_checkpoint_module, score_records
+from aligngemini.evaluation.loading import datamodule_factory_for, load_checkpoint_module
+from aligngemini.evaluation.scoring import score_records
 from aligngemini.lightning_modules.pixel import PixelBranch
 
 TINY_VIT = dict(backbone="vit_small_patch14_dinov2", pretrained=False, crop_size=28,
@@ -69,3 +70,17 @@ def test_evaluate_a_pixel_checkpoint_under_the_jpeg_aligned_protocol(pixel_check
     assert metrics["model"]["class"] == "aligngemini.lightning_modules.pixel.PixelBranch"
     demo = metrics["benchmarks"]["demo"]
     assert demo["n_images"] == 60 and demo["n_failed"] == 0 and demo["average"]["auroc"] is not None
+
+
+def test_evaluate_a_zoo_export_and_feed_its_card(pixel_checkpoint, paired_dataset, tmp_path):
+    from aligngemini.zoo.cards import eval_rows
+    from aligngemini.zoo.export import export_checkpoint
+
+    export = export_checkpoint(pixel_checkpoint, tmp_path / "export")
+    out = tmp_path / "out"
+    assert main(["evaluate", "--model", f"local-dir:{export}", "--benchmark", f"demo={paired_dataset}",
+                 "--no-plots", "--no-check", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"]["source"] == f"zoo:local-dir:{export}" and metrics["benchmarks"]["demo"]["n_images"] == 60
+    rows = eval_rows(metrics)  # what the model card's model-index is built from
+    assert {"dataset": "demo", "metric": "acc", "value": metrics["benchmarks"]["demo"]["average"]["acc"]} in rows

@@ -9,7 +9,7 @@ from PIL import Image
 from aligngemini.datamodules.images import decode_image
 from aligngemini.datamodules.transforms import Perturbation, eval_crop, jpeg
 from aligngemini.evaluation.protocol import Protocol
-from aligngemini.evaluation.scoring import Scorer
+from aligngemini.evaluation.scoring import FunctionScorer, Scorer
 from aligngemini.evaluation.sweeps import PAPER_STRENGTHS, parse_sweeps, run_sweeps
 
 from .tiny import CropView, EchoDetector
@@ -102,3 +102,23 @@ def test_sweep_specs():
                          ("blur=x", "numbers")]:
         with pytest.raises(ValueError, match=message):
             parse_sweeps([bad])
+
+
+def test_any_records_to_rows_callable_can_be_swept(paired_records):
+    """The full detector is no DetectorModule; a FunctionScorer sweeps it all the same."""
+    records = paired_records[:3]
+    seen = []
+
+    def brightness(batch):
+        rows = []
+        for record in batch:
+            image = decode_image(record.path)
+            seen.append(image)
+            mean = float(torch.tensor(list(image.getdata()), dtype=torch.float64).mean()) / 255
+            rows.append({"path": record.path, "probability": mean})
+        return rows
+
+    rows = FunctionScorer(brightness, chunk_size=2).score(records, Perturbation("resize", 0.5))
+    assert [r["path"] for r in rows] == [r.path for r in records]
+    assert [im.size for im in seen] == [Perturbation("resize", 0.5).apply(decode_image(r.path)).size for r in records]
+    assert all(0 < r["probability"] < 1 and r["label"] == rec.label for r, rec in zip(rows, records))
