@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="a zoo name (name@v1, hf-hub:org/repo@rev, local-dir:/path)")
     p.add_argument("--benchmark", action="append", default=[], metavar="[NAME=]PATH",
                    help=f"a benchmark folder or manifest; NAME picks its layout when it is one of {', '.join(LAYOUTS)}; "
-                   "with --predictions of the same NAME, fills in labels and subsets by path; repeatable")
+                   "with --predictions, gives labels and subsets by path to the predictions of the same NAME "
+                   "(or to all of them when only one benchmark is given); repeatable")
     p.add_argument("--out", help="output folder for metrics.json, report.md and plots/")
     p.add_argument("--protocol", choices=PROTOCOLS, default="native")
     p.add_argument("--jpeg-quality", type=int, default=DEFAULT_ALIGN_QUALITY, help="quality of the jpeg-aligned protocol")

@@ -75,8 +75,10 @@ def run(args: Namespace, protocol: Protocol) -> int:
             name, path = split_spec(spec)
             rows = read_prediction_rows(path, args.probability_column, args.logit_column)
             layout = "predictions"
-            if name in benchmarks:
-                records, layout, _ = benchmarks[name]
+            # Labels and subsets come from the benchmark of the same name, or from the only one given.
+            labels_from = benchmarks.get(name) or (next(iter(benchmarks.values())) if len(benchmarks) == 1 else None)
+            if labels_from is not None:
+                records, layout, _ = labels_from
                 rows = label_rows(rows, records)
             results.append(BenchmarkResult(name, layout, path, filter_subsets(rows, args.subsets)))
         model = {"source": "predictions:" + ",".join(split_spec(s)[1] for s in args.predictions), "class": None}

@@ -119,9 +119,9 @@ def test_unlabelled_predictions_take_labels_from_the_benchmark(paired_dataset, t
              else 0.95, "pixel_probability": 0.9 if "fake" in r.path else 0.2} for r in records[1:]]
     preds = _write_predictions(tmp_path / "detect.jsonl", rows)
     out = tmp_path / "out"
-    assert main(["evaluate", "--predictions", f"demo={preds}", "--benchmark", f"demo={paired_dataset}",
+    assert main(["evaluate", "--predictions", f"pixel={preds}", "--benchmark", str(paired_dataset),
                  "--probability-column", "pixel_probability", "--out", str(out), "--no-plots"]) == 0
-    demo = json.loads((out / "metrics.json").read_text())["benchmarks"]["demo"]
+    demo = json.loads((out / "metrics.json").read_text())["benchmarks"]["pixel"]
     assert demo["subsets"]["demo"]["acc"] == 1.0 and demo["subsets"]["demo"]["auroc"] == 1.0
     assert demo["n_failed"] == 1 and demo["failed"][0] == {"path": records[0].path,
                                                            "reason": "no prediction row for this image"}
