@@ -16,6 +16,7 @@ and ``plots/*.png`` in one folder.
         "<benchmark>": {
           "layout": "chameleon" | ... | "folder" | "manifest" | "predictions",
           "source": "<folder, manifest or predictions file>",
+          "labels_from": "<benchmark folder or manifest>",    # predictions labelled by path only
           "n_images": 2000, "n_failed": 1,
           "failed": [{"path": "...", "reason": "..."}],       # at most 100 listed
           "subsets": {"<subset>": METRICS},
@@ -69,6 +70,7 @@ class BenchmarkResult:
     rows: list[dict]
     sweeps: dict[str, list[tuple[float, list[dict]]]] = field(default_factory=dict)
     check: dict | None = None
+    labels_from: str | None = None  # the benchmark that labelled a predictions file
 
 
 def _round(value):
@@ -93,6 +95,8 @@ def benchmark_entry(result: BenchmarkResult, protocol: Protocol) -> dict:
         "failed": failed[:MAX_LISTED_FAILURES],
         **metrics,
     }
+    if result.labels_from:
+        entry["labels_from"] = result.labels_from
     if result.sweeps:
         entry["sweeps"] = {}
         for kind, points in result.sweeps.items():
@@ -140,6 +144,13 @@ def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
     return lines
 
 
+def _several_benchmarks(metrics: dict) -> bool:
+    """False for predictions of several models on one benchmark: a mean over them means nothing."""
+    entries = list(metrics["benchmarks"].values())
+    sources = {e.get("labels_from") for e in entries}
+    return len(entries) > 1 and not (len(sources) == 1 and None not in sources)
+
+
 def render_markdown(metrics: dict, plot_files: dict[str, list[Path]], out_dir: Path) -> str:
     protocol = metrics["protocol"]
     aligned = f" (every image re-encoded as JPEG q{protocol['jpeg_quality']})" if protocol["jpeg_quality"] else ""
@@ -154,7 +165,7 @@ def render_markdown(metrics: dict, plot_files: dict[str, list[Path]], out_dir: P
         "## Summary",
         "",
         *_table([(name, b["average"]) for name, b in metrics["benchmarks"].items()]
-                + ([("**mean over benchmarks**", metrics["summary"])] if len(metrics["benchmarks"]) > 1 else []),
+                + ([("**mean over benchmarks**", metrics["summary"])] if _several_benchmarks(metrics) else []),
                 "benchmark"),
     ]
     for name, bench in metrics["benchmarks"].items():

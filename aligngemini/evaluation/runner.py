@@ -74,13 +74,14 @@ def run(args: Namespace, protocol: Protocol) -> int:
         for spec in args.predictions:
             name, path = split_spec(spec)
             rows = read_prediction_rows(path, args.probability_column, args.logit_column)
-            layout = "predictions"
+            layout, labelled_by = "predictions", None
             # Labels and subsets come from the benchmark of the same name, or from the only one given.
             labels_from = benchmarks.get(name) or (next(iter(benchmarks.values())) if len(benchmarks) == 1 else None)
             if labels_from is not None:
-                records, layout, _ = labels_from
+                records, layout, labelled_by = labels_from
                 rows = label_rows(rows, records)
-            results.append(BenchmarkResult(name, layout, path, filter_subsets(rows, args.subsets)))
+            results.append(BenchmarkResult(name, layout, path, filter_subsets(rows, args.subsets),
+                                           labels_from=labelled_by))
         model = {"source": "predictions:" + ",".join(split_spec(s)[1] for s in args.predictions), "class": None}
     else:
         from aligngemini.evaluation.scoring import Scorer

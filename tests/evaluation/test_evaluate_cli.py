@@ -159,3 +159,22 @@ def test_plots_without_matplotlib_name_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
     with pytest.raises(MissingExtraError, match=r"pip install 'aligngemini\[plots\]'"):
         plots.roc_plot(_random_rows(20), tmp_path / "roc.png", "x")
+
+
+def test_models_side_by_side_on_one_benchmark(paired_dataset, tmp_path):
+    """The demo's call: several predictions files labelled by one benchmark."""
+    from aligngemini.datamodules.records import load_records
+
+    records = load_records(paired_dataset)
+    files = []
+    for name, gap in (("pixel", 0.3), ("fused", 0.45)):
+        rows = [{"path": r.path, "probability": 0.5 + (gap if r.label else -gap)} for r in records]
+        files += ["--predictions", f"{name}={_write_predictions(tmp_path / f'{name}.csv', rows)}"]
+    out = tmp_path / "out"
+    assert main(["evaluate", *files, "--benchmark", str(paired_dataset), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["benchmarks"]) == ["pixel", "fused"]
+    assert all(b["labels_from"] == str(paired_dataset) and b["average"]["acc"] == 1.0
+               for b in metrics["benchmarks"].values())
+    report = (out / "report.md").read_text()
+    assert "| pixel |" in report and "| fused |" in report and "mean over benchmarks" not in report
