@@ -6,8 +6,8 @@ fakes called fake, and ``acc`` is their mean (the mean of the accuracies that ex
 subset holds one class only, as the authors' scripts do). A benchmark's number is the
 mean of its subsets' numbers. Ranking metrics (AP, AUROC, EER, TPR at a fixed FPR) use
 the logit when it is known (a probability saturates at 1.0 and ties images), and ECE
-uses the probability. All come from torchmetrics except EER, which is read off
-torchmetrics' ROC curve.
+(15 equal-width bins, L1) uses the probability. Accuracies, AP, AUROC and ECE come from
+torchmetrics; EER and TPR at a fixed FPR are read off torchmetrics' ROC curve.
 """
 
 from __future__ import annotations

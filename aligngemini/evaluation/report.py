@@ -144,6 +144,20 @@ def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
     return lines
 
 
+def _check_lines(check: dict | None) -> list[str]:
+    if not check:
+        return []
+    lines = ["", "Files (pre-run check):", "", "| class | n | formats | median size (px) | median KB | median JPEG q |",
+             "|---|---|---|---|---|---|"]
+    for name, c in check["by_class"].items():
+        if c.get("n"):
+            formats = ", ".join(f"{fmt} {count}" for fmt, count in c["formats"].items())
+            quality = "-" if c["median_jpeg_quality"] is None else f"{c['median_jpeg_quality']:g}"
+            lines.append(f"| {name} | {c['n']} | {formats} | {c['width']['median']:g}x{c['height']['median']:g} | "
+                         f"{c['median_kilobytes']:g} | {quality} |")
+    return lines + [f"\n> check: {warning}" for warning in check["warnings"]]
+
+
 def _several_benchmarks(metrics: dict) -> bool:
     """False for predictions of several models on one benchmark: a mean over them means nothing."""
     entries = list(metrics["benchmarks"].values())
@@ -175,8 +189,7 @@ def render_markdown(metrics: dict, plot_files: dict[str, list[Path]], out_dir: P
         rows += [(f"average: {g}", m) for g, m in (bench.get("groups") or {}).items()]
         rows += [("**average**", bench["average"]), ("pooled", bench["pooled"])]
         lines += _table(rows, "subset")
-        for check_line in (bench.get("check") or {}).get("warnings", []):
-            lines.append(f"\n> check: {check_line}")
+        lines += _check_lines(bench.get("check"))
         for kind, sweep in (bench.get("sweeps") or {}).items():
             lines += ["", f"### Sweep: {kind} ({sweep['strength_label']})", "",
                       "| strength | acc | real acc | fake acc | AUROC | AP |", "|---|---|---|---|---|---|"]

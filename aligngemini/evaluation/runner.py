@@ -62,8 +62,13 @@ def run(args: Namespace, protocol: Protocol) -> int:
         benchmarks[name] = (filter_subsets(records, args.subsets), layout, path)
 
     if args.check_only:
+        reports = {}
         for name, (records, _, _) in benchmarks.items():
-            print(format_check(check_records(records), name))
+            reports[name] = check_records(records)
+            print(format_check(reports[name], name))
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "check.json").write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
         return 0
 
     results = []

@@ -73,6 +73,7 @@ def test_report_with_plots_for_a_tiny_model(tiny_checkpoint, two_generator_bench
     assert bench["check"]["n_unreadable"] == 1
     report = (out / "report.md").read_text()
     assert "| genA |" in report and "### Sweep: jpeg" in report and "truncated.png" in report
+    assert "| real | 16 | PNG 16 | 48x48 |" in report  # the pre-run check's file table
     expected = {"demo_roc.png", "demo_pr.png", "demo_reliability.png", "demo_sweep_jpeg.png", "demo_sweep_blur.png"}
     assert {p.name for p in (out / "plots").iterdir()} == expected
     for name in expected:
@@ -142,10 +143,12 @@ def test_user_errors_are_one_line(two_generator_benchmark, tmp_path, capsys):
         main(["evaluate", "--predictions", str(preds)])  # no --out
 
 
-def test_check_only_and_layout_list(two_generator_benchmark, capsys):
-    assert main(["evaluate", "--check-only", "--benchmark", str(two_generator_benchmark)]) == 0
+def test_check_only_and_layout_list(two_generator_benchmark, tmp_path, capsys):
+    assert main(["evaluate", "--check-only", "--benchmark", str(two_generator_benchmark), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "33 files, 1 unreadable" in printed and "truncated.png" in printed
+    saved = json.loads((tmp_path / "check.json").read_text())[two_generator_benchmark.name]
+    assert saved["n_unreadable"] == 1 and saved["by_class"]["fake"]["formats"] == {"PNG": 16}
     assert main(["evaluate", "--list-layouts"]) == 0
     assert "synthwildx" in capsys.readouterr().out
 
