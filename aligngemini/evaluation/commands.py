@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_argument_group("what to evaluate (one of)")
     source.add_argument("--predictions", action="append", default=[], metavar="[NAME=]FILE",
                         help="a CSV/JSONL of prediction rows (path, subset, label, logit, probability); repeatable")
-    source.add_argument("--ckpt", help="a Lightning checkpoint of a branch or fusion head")
+    source.add_argument("--ckpt", help="a Lightning checkpoint of a branch (a fusion head or the full detector: "
+                        "evaluate their predict/detect rows with --predictions)")
     source.add_argument("--model", help="a zoo name (name@v1, hf-hub:org/repo@rev, local-dir:/path)")
     p.add_argument("--benchmark", action="append", default=[], metavar="[NAME=]PATH",
                    help=f"a benchmark folder or manifest; NAME picks its layout when it is one of {', '.join(LAYOUTS)}; "

@@ -27,6 +27,9 @@ Expected trees (``*`` = any depth of further folders; names are case-insensitive
   without groups gives subsets ``<generator>``. A fake-only generator gets the real pool.
 - ``folder``: any ``[subset/...]{real,fake}/`` tree (``scan_folder``); ``manifest``: a CSV/JSONL.
 
+These trees follow each benchmark's release as it is usually unpacked; a download laid out
+differently is read through a manifest (``path,label,subset``) or the ``folder`` layout.
+
 Check a download with ``aligngemini evaluate --check-only --benchmark NAME=PATH`` before a run.
 """
 
