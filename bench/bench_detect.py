@@ -163,7 +163,8 @@ def memory(parts: dict[str, Path], root: Path, count: int) -> None:
     peaks = {}
     for name, folder in (("N", small), ("10N", large)):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, "--child", str(folder), parts_json, str(root / f"{name}.jsonl")],
+        done = subprocess.run([sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--child",
+                               str(folder), parts_json, str(root / f"{name}.jsonl")],
                               capture_output=True, text=True, check=True)
         report = json.loads(done.stdout.strip().splitlines()[-1])
         rows = sum(1 for _ in open(root / f"{name}.jsonl"))
@@ -180,8 +181,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--memory-images", type=int, default=12, help="N for the N vs 10N memory run")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1: stable timings on a shared CPU; 0: torch's default)")
+    parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child:
         return child(*args.child)
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,6 +195,8 @@ def main() -> None:
         parts = make_parts(root)
         paths = make_images(root / "images", args.images)
         throughput(parts, paths, args.repeats, args.batch_size)
+        if args.skip_memory:
+            return
         print(f"memory (fresh process each, batch 8, N = {args.memory_images}):")
         memory(parts, root, args.memory_images)
 

@@ -1,7 +1,7 @@
 """FusionHead: the third sibling. Branch logits in, one calibrated probability out.
 
-``mode="or"`` is the paper's rule (nothing to train; ``fit`` just records the rule in a
-checkpoint and ``test``/``predict`` evaluate it). ``mode="logistic"`` trains a small head
+``mode="or"`` is the paper's rule (nothing to train; ``fit`` records the rule, and the
+FPR threshold when ``target_fpr`` is set, in ``last.ckpt``; ``test``/``predict`` evaluate it). ``mode="logistic"`` trains a small head
 on the training split; at the end of every validation epoch, the validation split (the
 held-out *calibration* split, see :class:`~aligngemini.datamodules.fusion.FusionDataModule`)
 refits the Platt/temperature calibration and, when ``target_fpr`` is set, the decision
@@ -11,6 +11,7 @@ calibration that matches its weights.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -159,6 +160,13 @@ class FusionHead(DetectorModule):
         if self.target_fpr is not None:
             probs = torch.sigmoid(self.model.calibration(raw_logits).double())
             self.model.decision_threshold.fill_(threshold_for_fpr(probs[labels == 0], self.target_fpr))
+
+    def on_fit_end(self) -> None:
+        """OR mode takes no optimizer steps, so ModelCheckpoint never fires: write
+        ``last.ckpt`` here so that ``fit`` leaves a head the detector can load."""
+        callback = self.trainer.checkpoint_callback
+        if self.mode == "or" and callback is not None and callback.dirpath:
+            self.trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
 
     def configure_optimizers(self) -> Any:
         if self.mode == "or":

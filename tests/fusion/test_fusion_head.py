@@ -94,3 +94,15 @@ def test_cli_fit_then_predict_logistic_and_test_or_rule(tmp_path, monkeypatch):
     for row in or_rows.values():
         paper = row["pixel_probability"] > 0.5 or row["semantic_probability"] > 0.5
         assert (row["verdict"] == "fake") == paper
+
+
+def test_cli_fit_of_the_or_rule_leaves_a_loadable_checkpoint(tmp_path, monkeypatch):
+    from aligngemini.detect.branches import load_part
+
+    monkeypatch.chdir(tmp_path)
+    scores = json.dumps(complementary_scores(tmp_path))
+    assert main(["fit", "-c", str(CONFIGS / "or_rule.yaml"), "--data.scores", scores,
+                 "--model.init_args.thresholds", '{"pixel": 0.7, "semantic": 0.5}',
+                 "--trainer.enable_progress_bar", "false"]) == 0
+    head = load_part(tmp_path / "runs" / "fusion_or" / "checkpoints" / "last.ckpt", "fusion")
+    assert head.mode == "or" and head.model.rule.thresholds.tolist() == [0.7, 0.5]
