@@ -10,14 +10,15 @@ the same weights and metrics as a run that was never interrupted:
   RNG states (dropout, stochastic depth) and, for a checkpoint written mid-epoch, each
   rank's running training-metric states.
 * :class:`ResumableDataLoader` tells Lightning how many batches of the epoch were
-  consumed; on resume its :class:`ResumableBatchSampler` skips those index batches
-  without decoding a single image (samplers here are pure functions of seed and epoch).
+  consumed; on resume it skips those index batches without decoding a single image
+  (samplers here are pure functions of seed and epoch).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import itertools
 import random
 import re
 import uuid
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import DataLoader
 from torchmetrics import Metric
 
 log = logging.getLogger(__name__)
@@ -227,29 +228,36 @@ class ResumeState(Callback):
 
 
 # --- data position -----------------------------------------------------------------------
-class ResumableBatchSampler(BatchSampler):
-    """A ``BatchSampler`` that can skip its first ``skip`` batches once (indices only, no loading)."""
+class _SkipFirst:
+    """The loader's index sampler, minus the batches a resumed run has already consumed."""
 
-    skip = 0
+    def __init__(self, sampler, loader: ResumableDataLoader):
+        self.sampler, self.loader = sampler, loader
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
     def __iter__(self):
-        skip, self.skip = self.skip, 0
-        batches = super().__iter__()
-        for _ in range(skip):
-            if next(batches, None) is None:
-                return
-        yield from batches
+        skip, self.loader._skip = self.loader._skip, 0
+        return itertools.islice(iter(self.sampler), skip, None)
 
 
 class ResumableDataLoader(DataLoader):
     """A ``DataLoader`` that Lightning sees as stateful: its state is (epoch, batches consumed).
 
-    Needs a :class:`ResumableBatchSampler` whose sampler has ``epoch``/``set_epoch``
-    (``SeededSampler``, or Lightning's distributed wrapper around it).
+    On resume it skips the consumed batches as indices (nothing is decoded). Its sampler
+    has ``epoch``/``set_epoch`` (``SeededSampler``, or Lightning's distributed wrapper
+    around it), so the order is a pure function of seed and epoch.
     """
 
     _position = (0, 0)
+    _skip = 0
     _generator_seed: int | None = None
+
+    @property
+    def _index_sampler(self):
+        # torch's iterators draw batch indices from this property: wrap it to skip on resume.
+        return _SkipFirst(super()._index_sampler, self)
 
     def __iter__(self):
         # A generator: nothing is read until the first batch is asked for, after Lightning's set_epoch.
@@ -260,7 +268,7 @@ class ResumableDataLoader(DataLoader):
             if self._generator_seed is None:
                 self._generator_seed = self.generator.initial_seed()
             self.generator.manual_seed(self._generator_seed * 1_000_003 + epoch)
-        consumed = self.batch_sampler.skip if isinstance(self.batch_sampler, ResumableBatchSampler) else 0
+        consumed = self._skip
         for batch in super().__iter__():
             consumed += 1  # counted before the yield: the checkpoint is written while it is in use
             self._position = (epoch, consumed)
@@ -274,19 +282,14 @@ class ResumableDataLoader(DataLoader):
         epoch, consumed = int(state["epoch"]), int(state["batches"])
         if consumed >= len(self):
             epoch, consumed = epoch + 1, 0
-        sampler = getattr(self.batch_sampler, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)  # workers may draw indices before Lightning's own set_epoch
-        if isinstance(self.batch_sampler, ResumableBatchSampler):
-            self.batch_sampler.skip = consumed
-        elif consumed:
-            raise TypeError("ResumableDataLoader needs a ResumableBatchSampler to resume mid-epoch")
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)  # workers may draw indices before Lightning's own set_epoch
+        self._skip = consumed
         self._position = (epoch, consumed)
 
 
 def _sampler_epoch(loader: DataLoader) -> int:
-    sampler = getattr(loader.batch_sampler, "sampler", None) or loader.sampler
-    return int(getattr(sampler, "epoch", 0))
+    return int(getattr(loader.sampler, "epoch", 0))
 
 
 def default_plugins() -> list[Any]:

@@ -17,9 +17,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from aligngemini.checkpointing import ResumableBatchSampler, ResumableDataLoader
+from aligngemini.checkpointing import ResumableDataLoader
 from aligngemini.datamodules.batches import RecordBatch
 from aligngemini.datamodules.images import BadImageError, BadInputPolicy, DecodeLimits
 from aligngemini.datamodules.records import SPLITS, ImageRecord, load_records, split_records
@@ -79,6 +79,33 @@ class SeededSampler(Sampler):
         if self.shuffle:
             random.Random(hash((self.seed, self.epoch))).shuffle(order)
         return iter((i, self.epoch) for i in order)
+
+
+class DistributedSeededSampler(SeededSampler, DistributedSampler):
+    """Training under DDP: rank r takes every world-th item of the seeded order (padded as
+    ``DistributedSampler`` pads), so the ranks' batches together are exactly the single
+    process's batch of ``world x batch_size``. Being a ``DistributedSampler``, Lightning
+    does not wrap it again (its own wrapper would reshuffle the order)."""
+
+    def __init__(self, length: int, seed: int, shuffle: bool, rank: int, world: int):
+        SeededSampler.__init__(self, length, seed, shuffle)
+        self.rank, self.num_replicas = rank, world
+
+    def __len__(self) -> int:
+        return -(-self.length // self.num_replicas)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        items = list(SeededSampler.__iter__(self))
+        items += items[: len(self) * self.num_replicas - len(items)]
+        return iter(items[self.rank :: self.num_replicas])
+
+
+def _train_sampler(length: int, seed: int) -> SeededSampler:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        world = torch.distributed.get_world_size()
+        if world > 1:
+            return DistributedSeededSampler(length, seed, True, torch.distributed.get_rank(), world)
+    return SeededSampler(length, seed, shuffle=True)
 
 
 class RecordsDataModule(L.LightningDataModule):
@@ -178,10 +205,11 @@ class RecordsDataModule(L.LightningDataModule):
         train = stage == "train"
         dataset = UnitDataset(units, self.load_unit, self.bad_input, self.seed, train)
         # Resumable: a checkpoint records the batches consumed; a resumed run skips them.
-        sampler = SeededSampler(len(units), self.seed, shuffle=train)
         return ResumableDataLoader(
             dataset,
-            batch_sampler=ResumableBatchSampler(sampler, self.batch_size, drop_last=False),
+            batch_size=self.batch_size,
+            sampler=_train_sampler(len(units), self.seed) if train else SeededSampler(len(units), self.seed, False),
+            drop_last=False,
             num_workers=self.num_workers,
             collate_fn=self._collate,
             persistent_workers=self.num_workers > 0,
