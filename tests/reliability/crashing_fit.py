@@ -1,8 +1,8 @@
 """Run ``aligngemini fit`` in this process and SIGKILL it at a chosen moment.
 
     python crashing_fit.py --kill-at-step N -- fit -c ... : killed when training step N starts
-    python crashing_fit.py --kill-in-save N -- fit -c ... : killed half-way through writing the
-                                                           N-th checkpoint file of this process
+    python crashing_fit.py --kill-in-save N -- fit -c ... : killed half-way through writing
+                                                           last.ckpt for the N-th time
     python crashing_fit.py -- fit -c ...                  : not killed
     --save-final FILE                                      : weights at the end of fit, to compare
 
@@ -49,7 +49,7 @@ def main() -> None:
         saves = {"count": 0}
 
         def save(obj, target, *a, **kw):
-            if hasattr(target, "write"):
+            if "last.ckpt" in str(getattr(target, "name", "")):
                 saves["count"] += 1
                 if saves["count"] == args.kill_in_save:
                     buffer = io.BytesIO()
