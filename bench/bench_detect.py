@@ -28,7 +28,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 TINY_PIXEL = dict(backbone="vit_small_patch14_dinov2", pretrained=False, crop_size=56,
                   backbone_kwargs={"depth": 2, "embed_dim": 48, "num_heads": 3})
