@@ -52,8 +52,8 @@ class Detection:
     probability: float | None = None
     logit: float | None = None
     verdict: str | None = None
-    scores: dict[str, float] = field(default_factory=dict)
-    contributions: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    contributions: dict[str, float | None] = field(default_factory=dict)
     rationale: str | None = None
     heatmap: str | None = None
     tiles: int | None = None
@@ -70,6 +70,7 @@ class Detection:
         return self.scores.get("semantic")
 
     def to_row(self) -> dict[str, Any]:
+        """A flat row with the same keys for every image (CSV columns come from the first row)."""
         row: dict[str, Any] = {
             "path": self.path, "subset": self.subset, "label": self.label, "logit": self.logit,
             "probability": self.probability, "verdict": self.verdict, "error": self.error,
@@ -78,12 +79,7 @@ class Detection:
             row[f"{name}_probability"] = value
         for name, value in self.contributions.items():
             row[f"{name}_contribution"] = value
-        if self.tiles is not None:
-            row["tiles"] = self.tiles
-        if self.rationale is not None:
-            row["rationale"] = self.rationale
-        if self.heatmap is not None:
-            row["heatmap"] = self.heatmap
+        row.update(tiles=self.tiles, rationale=self.rationale, heatmap=self.heatmap)
         return row
 
 
@@ -234,7 +230,9 @@ class AlignGemini:
             logits[name] = [r.logit if r else None for r in results[name]]
         rationales = [r.rationale if r else None for r in results["semantic"]] if "semantic" in results else [None] * len(ok)
         complete = [i for i in range(len(ok)) if ok[i].error is None]
-        rows = {d.index: Detection(d.path, label=d.label, subset=d.subset, error=d.error) for d in decoded}
+        blank = dict.fromkeys(self.feature_names)
+        rows = {d.index: Detection(d.path, label=d.label, subset=d.subset, error=d.error, scores=dict(blank),
+                                   contributions=dict(blank)) for d in decoded}
         if complete:
             features = torch.tensor([[logits[n][i] for n in self.feature_names] for i in complete], dtype=torch.float32)
             model = self.fusion.model
