@@ -53,7 +53,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _style(index: int, name: str, total: int) -> dict:
+def _style(index: int, name: str) -> dict:
     if name == "all (pooled)":
         return {"color": "black", "linewidth": 2.0, "label": name}
     if index < MAX_CURVES:
@@ -70,7 +70,7 @@ def roc_plot(rows: Sequence[dict], path: Path, title: str) -> Path | None:
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     for i, (name, scores) in enumerate(groups):
         fpr, tpr, _ = exact_roc(scores.ranking, scores.labels)
-        ax.plot(fpr.numpy(), tpr.numpy(), **_style(i, name, len(groups)))
+        ax.plot(fpr.numpy(), tpr.numpy(), **_style(i, name))
     ax.plot([0, 1], [0, 1], linestyle=":", color="0.6", linewidth=0.8)
     ax.set(xlabel="false-positive rate (reals called fake)", ylabel="true-positive rate (fakes caught)",
            title=f"ROC - {title}", xlim=(0, 1), ylim=(0, 1.01))
@@ -87,7 +87,7 @@ def pr_plot(rows: Sequence[dict], path: Path, title: str) -> Path | None:
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     for i, (name, scores) in enumerate(groups):
         precision, recall, _ = binary_precision_recall_curve(scores.ranking, scores.labels)
-        ax.plot(recall.numpy(), precision.numpy(), drawstyle="steps-post", **_style(i, name, len(groups)))
+        ax.plot(recall.numpy(), precision.numpy(), drawstyle="steps-post", **_style(i, name))
     ax.set(xlabel="recall (fakes caught)", ylabel="precision", title=f"Precision-recall - {title}",
            xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(fontsize=7, loc="lower left")
@@ -136,7 +136,7 @@ def sweep_plot(kind: str, points: Sequence[dict], baseline: dict | None, path: P
     if len(subsets) > 1:
         for i, name in enumerate(subsets):
             values = [_percent(p["subsets"].get(name, {}).get(metric)) for p in points]
-            ax.plot(strengths, values, marker=".", **_style(i, name, len(subsets)))
+            ax.plot(strengths, values, marker=".", **_style(i, name))
     ax.plot(strengths, [_percent(p["average"].get(metric)) for p in points], marker="o", color="black",
             linewidth=2.0, label="average")
     if baseline and baseline["average"].get(metric) is not None:
