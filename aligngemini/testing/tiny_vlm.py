@@ -112,20 +112,35 @@ def _token_ids(tokenizer, **names: str) -> dict[str, int]:
 
 
 # --- builders: (tokenizer, hidden) -> (model, processor) -------------------------------------
-def _qwen_vl(version: str, hidden: int, image_size: int):
+def qwen_vl_processor(image_size: int):
+    """A Qwen2-VL / Qwen2.5-VL processor (trained tokenizer, ChatML template) for square
+    ``image_size`` images, and the token ids a model config must carry for it."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                 "<|image_pad|>", "<|video_pad|>"]
-    tokenizer = train_tokenizer(specials)
-    tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
+    tokenizer = train_tokenizer(specials, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     ids = _token_ids(tokenizer, image_token_id="<|image_pad|>", video_token_id="<|video_pad|>",
                      vision_start_token_id="<|vision_start|>", vision_end_token_id="<|vision_end|>")
+    ids.update(bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tokenizer.eos_token_id,
+               pad_token_id=tokenizer.pad_token_id)
+    pixels = image_size * image_size
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(min_pixels=pixels, max_pixels=pixels),
+        chat_template=CHATML,
+    )
+    return processor, ids
+
+
+def _qwen_vl(version: str, hidden: int, image_size: int):
+    processor, ids = qwen_vl_processor(image_size)
     head_dim = hidden // 4
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope_section(head_dim)}
-    text = dict(_text_sizes(hidden), vocab_size=len(tokenizer), rope_parameters=rope,
-                bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    text = dict(_text_sizes(hidden), vocab_size=len(processor.tokenizer), rope_parameters=rope,
+                bos_token_id=ids.pop("bos_token_id"), eos_token_id=ids.pop("eos_token_id"),
+                pad_token_id=ids.pop("pad_token_id"))
     if version == "2.5":
         from transformers import Qwen2_5_VLConfig as Config
         from transformers import Qwen2_5_VLForConditionalGeneration as Model
@@ -140,11 +155,6 @@ def _qwen_vl(version: str, hidden: int, image_size: int):
         vision = dict(depth=2, embed_dim=32, hidden_size=hidden, num_heads=2, mlp_ratio=2,
                       patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
     config = Config(text_config=text, vision_config=vision, **ids, tie_word_embeddings=False)
-    pixels = image_size * image_size
-    image_processor = Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels)
-    video_processor = Qwen2VLVideoProcessor(min_pixels=pixels, max_pixels=pixels)
-    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                 video_processor=video_processor, chat_template=CHATML)
     return Model(config), processor
 
 

@@ -44,8 +44,8 @@ def test_labels_cover_exactly_the_answer(tiny_vlm_dir, semantic_manifest, family
 
 
 def test_prompt_of_training_row_equals_predict_prompt(tiny_vlm_dir, semantic_manifest):
-    data = make_data(tiny_vlm_dir, semantic_manifest, scramble={"enabled": False}, split_fractions=(1.0, 0.0, 0.0))
-    train = next(iter(data._loader("test")))  # labelled, unscrambled, same order as predict
+    data = make_data(tiny_vlm_dir, semantic_manifest)
+    train = next(iter(data.test_dataloader()))  # labelled, unscrambled (eval), same records as predict
     prompt = next(iter(data.predict_dataloader())).prompt_inputs
     for i in range(len(train)):
         row = train.inputs["input_ids"][i][train.token_labels[i] == IGNORE_INDEX]
