@@ -102,7 +102,8 @@ def _training_cli(args: list[str] | None) -> None:
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
         args=args,
-        parser_kwargs={"prog": "aligngemini"},
+        # Parse errors raise (one line from main) instead of printing the whole usage.
+        parser_kwargs={"prog": "aligngemini", "exit_on_error": False},
     )
     del RecordsDataModule  # imported so that short class names in configs resolve
 
@@ -129,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         print("aligngemini: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # one clear line for the errors users can fix; tracebacks on demand
-        from aligngemini.errors import is_user_error
+        from aligngemini.errors import is_user_error, one_line
 
         if os.environ.get("ALIGNGEMINI_DEBUG") or not is_user_error(err):
             raise
-        print(f"aligngemini {verb}: error: {err}", file=sys.stderr)
+        print(f"aligngemini {verb}: error: {one_line(err)}", file=sys.stderr)
         return 2
     print(f"aligngemini: unknown command {verb!r}\n\n{USAGE}", file=sys.stderr)
     return 2

@@ -24,8 +24,36 @@ def require(module: str, extra: str, purpose: str):
         raise MissingExtraError(module, extra, purpose) from err
 
 
+class ConfigError(AlignGeminiError, ValueError):
+    """A setting that cannot work (an unknown backbone, an empty split); the message says which."""
+
+
 def is_user_error(err: BaseException) -> bool:
+    from argparse import ArgumentError
+
     from aligngemini.datamodules.images import BadImageError
     from aligngemini.datamodules.records import ManifestError
 
-    return isinstance(err, (AlignGeminiError, ManifestError, BadImageError, FileNotFoundError, NotADirectoryError))
+    try:  # jsonargparse's own parse error (unknown key, wrong type, missing config file)
+        from jsonargparse import ArgumentError as ParserError
+    except ImportError:
+        ParserError = ArgumentError
+    return isinstance(err, (AlignGeminiError, ManifestError, BadImageError, FileNotFoundError, NotADirectoryError,
+                            ArgumentError, ParserError))
+
+
+def one_line(err: BaseException, limit: int = 400) -> str:
+    """A (possibly multi-line, nested) parser message as one line: where, what was expected, what was given."""
+    lines = [line.strip(" -") for line in str(err).splitlines() if line.strip(" -")]
+    if not lines:
+        return type(err).__name__
+    keep = [lines[0]]
+    for line in lines[1:]:
+        if "NoneType" in line or "NestedArg" in line:
+            continue  # the "or None" half of every Optional, and jsonargparse's internal wrapper
+        if line.startswith(("Parser key", "Option", "Expected", "Key", "File", "Given value:")):
+            keep.append(line)
+    text = keep[0]
+    for line in keep[1:]:
+        text += (" " if text.endswith(":") else "; ") + line
+    return text if len(text) <= limit else text[: limit - 3] + "..."

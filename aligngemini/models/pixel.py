@@ -13,6 +13,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from aligngemini.errors import ConfigError
+
 TrainingMode = Literal["lora", "linear", "full"]
 # DDA's pixel expert: LoRA on attention qkv/proj and MLP fc1/fc2 of every ViT block.
 VIT_LORA_TARGETS = r".*blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2))"
@@ -50,7 +52,7 @@ def create_backbone(name: str, pretrained: bool, crop_size: int, **overrides: An
         return timm.create_model(name, pretrained=pretrained, num_classes=0, **overrides)  # CNNs take any size
     except RuntimeError as err:
         if "Unknown model" in str(err):
-            raise ValueError(f"unknown timm backbone {name!r}; see timm.list_models()") from None
+            raise ConfigError(f"unknown timm backbone {name!r}; see timm.list_models()") from None
         raise
 
 
