@@ -99,7 +99,7 @@ def plan_jobs(records: list[ImageRecord], root: Path, out_dir: Path, write_real:
         source = Path(record.path)
         try:
             rel = PurePosixPath(source.resolve().relative_to(root).as_posix())
-        except (ValueError, OSError):
+        except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
             tag = hashlib.sha256(str(source.parent).encode()).hexdigest()[:8]
             rel = PurePosixPath("external", tag, source.name)
         parent = [p for p in rel.parent.parts if p.lower() not in REAL_DIR_NAMES | FAKE_DIR_NAMES]
