@@ -164,7 +164,8 @@ class FusionDataModule(L.LightningDataModule):
         scores: feature name -> score file (CSV/JSONL from ``predict --out``); the order
             here is the column order of ``batch.features``.
         calibration_scores: optional files of a separate held-out split (same names); they
-            become the validation (= calibration) split.
+            become the validation (= calibration) split (then set the middle split fraction
+            to 0 so that no rows of ``scores`` are held back for nothing).
         test_scores, predict_scores: optional files for those stages; ``predict`` defaults
             to the test split and may be unlabelled.
         split_fractions: train/val(calibration)/test fractions of ``scores``.

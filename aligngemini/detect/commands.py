@@ -31,7 +31,10 @@ MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aligngemini detect", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="aligngemini detect",
+        description="Score images with the pixel branch, the semantic branch and the fusion head: "
+                    "one row per image (fused probability, verdict, each branch's score and contribution).")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (recursive) or CSV/JSONL manifests")
     parser.add_argument("--out", help="write one row per image to this .jsonl or .csv file (default: JSON lines on stdout)")
     parts = parser.add_argument_group("models (checkpoint, exported folder or zoo name)")
@@ -45,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     tiling.add_argument("--aggregate", choices=("max", "mean", "topk"), default="max", help="how tile scores combine")
     tiling.add_argument("--top-k", type=int, default=3, help="tiles averaged by --aggregate topk")
     tiling.add_argument("--max-tiles", type=int, default=16, help="crops per image at most (1: centre crop only)")
+    parser.add_argument("--semantic-image-side", type=int, default=448,
+                        help="downscale larger images to this side before the VLM (as its training view did)")
     parser.add_argument("--explain", action="store_true", help="add the VLM's rationale and per-tile heatmap PNGs")
     parser.add_argument("--heatmap-dir", help="where --explain writes heatmaps (default: beside --out)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step (bounds memory)")
@@ -125,6 +130,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
+    from aligngemini.detect.branches import SemanticPrompting
     from aligngemini.detect.detector import AlignGemini
     from aligngemini.detect.tiling import TilingConfig
 
@@ -135,6 +141,7 @@ def main(argv: list[str]) -> int:
     detector = AlignGemini(
         pixel=args.pixel, semantic=args.semantic, fusion=args.fusion, experts=_parse_experts(args.expert),
         model=args.model, tiling=TilingConfig(args.aggregate, args.top_k, args.max_tiles),
+        semantic_prompting=SemanticPrompting(max_image_side=args.semantic_image_side),
         batch_size=args.batch_size, explain=args.explain, heatmap_dir=heatmap_dir, device=args.device,
     )
     sink = _Sink(args.out)

@@ -101,3 +101,14 @@ def test_linear_contributions_add_up_to_the_fused_logit():
     x = torch.randn(8, 3)
     baseline = model(model.rule.feature_mean.expand(1, 3))
     assert torch.allclose(model.contributions(x).sum(dim=1) + baseline, model(x), atol=1e-5)
+
+
+def test_hidden_layer_head_contributions_vanish_at_the_training_mean():
+    torch.manual_seed(0)
+    model = FusionModel(["pixel", "semantic"], mode="logistic", hidden=8)
+    model.rule.set_standardisation(torch.randn(40, 2) * 2)
+    x = torch.randn(6, 2)
+    x[:, 1] = model.rule.feature_mean[1]  # semantic at its mean: it moved nothing
+    contributions = model.contributions(x)
+    assert torch.allclose(contributions[:, 1], torch.zeros(6), atol=1e-6)
+    assert contributions[:, 0].abs().sum() > 0
