@@ -85,10 +85,7 @@ def detector_parts(name: str) -> dict[str, str] | None:
         from aligngemini.zoo.catalog import CATALOG, CatalogSource
     except ImportError:
         return None
-    try:
-        source = CATALOG.resolve(name)
-    except Exception:
-        return None
+    source = CATALOG.resolve(name)  # an unknown name raises the zoo's error, with suggestions
     if isinstance(source, CatalogSource) and source.spec.family == "detector":
         return dict(source.spec.parts)
     return None
