@@ -138,11 +138,31 @@ class SemanticScore:
 
 @dataclass(frozen=True)
 class SemanticPrompting:
-    """What the semantic data view does to an image before the processor (kept in step with
-    :class:`aligngemini.datamodules.semantic.SemanticDataModule`'s defaults)."""
+    """How an image becomes a prompt for the VLM. Unset fields come from the settings of
+    the data view the branch was trained with (see :func:`training_data_settings`), else
+    from :class:`aligngemini.datamodules.semantic.SemanticDataModule`'s defaults."""
 
-    max_image_side: int | None = 448
-    conversation: dict = field(default_factory=dict)  # ConversationConfig settings
+    max_image_side: int | None = None
+    conversation: dict = field(default_factory=dict)  # system_prompt / question / verdict_words
+
+
+PROMPT_SETTINGS = ("system_prompt", "question", "verdict_words")
+DEFAULT_MAX_IMAGE_SIDE = 448
+
+
+def training_data_settings(source, module: DetectorModule) -> dict:
+    """The data view's settings a part was trained with: an exported folder records them in
+    ``config.json``, a Lightning checkpoint holds its datamodule's hyperparameters."""
+    zoo_config = getattr(module, "zoo_config", None)
+    if zoo_config:
+        return dict((zoo_config.get("preprocess") or {}).get("settings") or {})
+    if isinstance(source, (str, Path)) and Path(source).is_file():
+        try:  # mmap: the tensors are not read again, only the small dictionaries
+            checkpoint = torch.load(source, map_location="cpu", mmap=True, weights_only=False)
+        except Exception:  # noqa: BLE001 - the settings are a refinement; loading already succeeded
+            return {}
+        return dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    return {}
 
 
 class SemanticScorer:
@@ -152,17 +172,24 @@ class SemanticScorer:
     semantic data view does (same conversation, same image bound, no scrambling at test).
     """
 
-    def __init__(self, branch: DetectorModule, prompting: SemanticPrompting = SemanticPrompting()):
+    def __init__(self, branch: DetectorModule, prompting: SemanticPrompting = SemanticPrompting(),
+                 trained: dict | None = None):
         from aligngemini.datamodules.semantic import ConversationConfig
         from aligngemini.models.semantic import load_processor, resolve_family
 
         self.branch = branch
         hp = branch.hparams
-        settings = {"verdict_words": tuple(branch.verdict_words), **prompting.conversation}
+        trained = trained or {}
+        settings = {"verdict_words": tuple(branch.verdict_words),
+                    **{k: trained[k] for k in PROMPT_SETTINGS if trained.get(k) is not None},
+                    **prompting.conversation}
         self.conversation = ConversationConfig.from_dict(settings)
         self.family = resolve_family(hp.model_id, hp.revision, hp.family)
         self.processor = load_processor(hp.model_id, hp.revision)
-        self.max_image_side = prompting.max_image_side
+        if prompting.max_image_side is not None:
+            self.max_image_side = prompting.max_image_side
+        else:
+            self.max_image_side = trained.get("max_image_side", DEFAULT_MAX_IMAGE_SIDE)
         # A fast tokenizer must not be used from two threads at once ("Already borrowed"):
         # the detector prepares the next batch in a thread while this one is generated.
         self._tokenizer_lock = threading.Lock()

@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiling.add_argument("--aggregate", choices=("max", "mean", "topk"), default="max", help="how tile scores combine")
     tiling.add_argument("--top-k", type=int, default=3, help="tiles averaged by --aggregate topk")
     tiling.add_argument("--max-tiles", type=int, default=16, help="crops per image at most (1: centre crop only)")
-    parser.add_argument("--semantic-image-side", type=int, default=448,
-                        help="downscale larger images to this side before the VLM (as its training view did)")
+    parser.add_argument("--semantic-image-side", type=int, default=None,
+                        help="downscale larger images to this side before the VLM (default: as the branch "
+                             "was trained, else 448)")
     parser.add_argument("--explain", action="store_true", help="add the VLM's rationale and per-tile heatmap PNGs")
     parser.add_argument("--heatmap-dir", help="where --explain writes heatmaps (default: beside --out)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step (bounds memory)")

@@ -31,6 +31,7 @@ from aligngemini.detect.branches import (
     SemanticScorer,
     detector_parts,
     load_part,
+    training_data_settings,
 )
 from aligngemini.detect.tiling import TilingConfig, tile_heatmap
 from aligngemini.errors import AlignGeminiError
@@ -112,6 +113,8 @@ class AlignGemini:
             fusion head was trained with.
         model: a zoo detector name whose entry lists its parts (instead of the three above).
         tiling: how the pixel branch covers a large image (see :class:`TilingConfig`).
+        semantic_prompting: prompt and image bound for the VLM; unset fields follow the data
+            settings the semantic branch was trained with (see :class:`SemanticPrompting`).
         batch_size: images per step; bounds memory together with ``tiling.max_tiles``.
         explain: also return the VLM's rationale and, with ``heatmap_dir``, tile heatmaps.
         heatmap_dir: folder for the per-tile heatmap PNGs written when ``explain`` is on.
@@ -149,8 +152,11 @@ class AlignGemini:
         sources = {"pixel": pixel, **(experts or {})}
         self.pixel_scorers = {name: PixelScorer(load_part(src, name, self.device), tiling)
                               for name, src in sources.items() if src is not None}
-        self.semantic_scorer = (SemanticScorer(load_part(semantic, "semantic", self.device), semantic_prompting)
-                                if semantic is not None else None)
+        self.semantic_scorer = None
+        if semantic is not None:
+            branch = load_part(semantic, "semantic", self.device)
+            trained = training_data_settings(semantic, branch)
+            self.semantic_scorer = SemanticScorer(branch, semantic_prompting, trained)
         available = list(self.pixel_scorers) + (["semantic"] if self.semantic_scorer else [])
         if fusion is None:
             from aligngemini.lightning_modules.fusion import FusionHead

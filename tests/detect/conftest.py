@@ -18,6 +18,7 @@ from aligngemini.lightning_modules.semantic import SemanticBranch
 from aligngemini.testing.scores import complementary_scores
 from aligngemini.testing.tiny_vlm import save_tiny_vlm
 
+TRAINED_QUESTION = "Real or fake? Answer real or fake."
 TINY_VIT = dict(backbone="vit_small_patch14_dinov2", pretrained=False, crop_size=28,
                 backbone_kwargs={"depth": 1, "embed_dim": 24, "num_heads": 2})
 
@@ -55,7 +56,12 @@ def semantic_checkpoint(tmp_path_factory) -> Path:
     module = SemanticBranch(model_id=str(tiny.folder), quantization="none", gradient_checkpointing=False,
                             lora_r=4, lora_alpha=8, max_new_tokens=6)
     module.configure_model()
-    return save_module_checkpoint(module, root / "semantic.ckpt")
+    path = save_module_checkpoint(module, root / "semantic.ckpt")
+    checkpoint = torch.load(path, weights_only=False)  # as Lightning writes it after `fit` with the semantic view
+    checkpoint["datamodule_hyper_parameters"] = {"max_image_side": 112, "question": TRAINED_QUESTION,
+                                                 "model_id": str(tiny.folder)}
+    torch.save(checkpoint, path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -155,3 +155,16 @@ def test_parts_load_from_exported_zoo_folders(tmp_path, pixel_checkpoint, fusion
     features = torch.randn(5, 2) * 3
     assert torch.allclose(rebuilt.model(features), head.model(features))  # calibration travels with it
     assert rebuilt.model.verdicts(features) == head.model.verdicts(features)
+
+
+def test_semantic_prompts_follow_the_branch_training_data(detector):
+    from aligngemini.detect.branches import SemanticPrompting, SemanticScorer
+
+    from .conftest import TRAINED_QUESTION
+
+    scorer = detector.semantic_scorer
+    assert scorer.max_image_side == 112 and scorer.conversation.question == TRAINED_QUESTION
+    override = SemanticScorer(scorer.branch, SemanticPrompting(max_image_side=64, conversation={"question": "Fake?"}),
+                              {"max_image_side": 112, "question": TRAINED_QUESTION})
+    assert override.max_image_side == 64 and override.conversation.question == "Fake?"
+    assert SemanticScorer(scorer.branch).max_image_side == 448  # nothing known: the data view's default
