@@ -168,3 +168,17 @@ def test_semantic_prompts_follow_the_branch_training_data(detector):
                               {"max_image_side": 112, "question": TRAINED_QUESTION})
     assert override.max_image_side == 64 and override.conversation.question == "Fake?"
     assert SemanticScorer(scorer.branch).max_image_side == 448  # nothing known: the data view's default
+
+
+def test_a_second_pixel_expert_is_or_ed_in_with_its_own_threshold(pixel_checkpoint, image_folder):
+    from aligngemini.lightning_modules.fusion import FusionHead
+
+    rule = FusionHead(mode="or", feature_names=["pixel", "pixel_flux"], thresholds={"pixel_flux": 0.9})
+    detector = AlignGemini(pixel=pixel_checkpoint, experts={"pixel_flux": pixel_checkpoint}, fusion=rule,
+                           device="cpu", tiling=TilingConfig(max_tiles=2))
+    rows = detector(sorted(str(p) for p in image_folder.rglob("*.png") if "broken" not in p.name))
+    assert rows and all(set(r.scores) == {"pixel", "pixel_flux"} for r in rows)
+    for row in rows:
+        assert row.scores["pixel"] == pytest.approx(row.scores["pixel_flux"])  # same weights, same tiles
+        paper = row.scores["pixel"] > 0.5 or row.scores["pixel_flux"] > 0.9
+        assert (row.verdict == "fake") == paper
