@@ -6,7 +6,7 @@ PNG, so a detector can score well by spotting the file format; after alignment e
 image carries the same compression and only the generator's traces are left.
 
 Perturbations are applied to decoded pixels (through the one safe decoder, upright)
-and the result is written losslessly (PNG) to a scratch folder, so that any
+and the result is written losslessly (uncompressed BMP) to a scratch folder, so that any
 datamodule view scores exactly the perturbed pixels without knowing about them.
 """
 
@@ -88,7 +88,7 @@ def write_perturbed_copies(
     limits: DecodeLimits = DecodeLimits(),
     workers: int | None = None,
 ) -> PerturbedCopies:
-    """Decode each record, apply ``chain`` and save the pixels as PNG under ``folder``."""
+    """Decode each record, apply ``chain`` and save the pixels as BMP under ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -98,8 +98,8 @@ def write_perturbed_copies(
             image = apply_chain(decode_image(record.path, limits), chain)
         except BadImageError as err:
             return record, None, err.reason
-        target = folder / f"{index:08d}.png"
-        image.save(target, format="PNG", compress_level=0)  # scratch files: speed over size
+        target = folder / f"{index:08d}.bmp"
+        image.save(target, format="BMP")  # lossless and uncompressed: scratch files, speed over size
         return record, str(target), None
 
     copies, original, failed = [], {}, {}
