@@ -8,7 +8,9 @@ measured in the same run on the same images with a tiny pixel branch on the CPU.
 Printed ratios: copies / native and copies / in-memory (target: copies / in-memory <= 1.5,
 i.e. writing lossless copies adds at most half of the in-memory cost).
 
-    python bench/bench_evaluate.py [--images 96] [--size 256] [--repeats 3]
+    OMP_NUM_THREADS=1 python bench/bench_evaluate.py [--images 96] [--size 256] [--repeats 3]
+
+(one thread: on a shared, loaded CPU, multi-threaded torch timings swing by 10x or more).
 """
 
 from __future__ import annotations
