@@ -8,7 +8,6 @@ device, so each DDP rank quantises its own copy; checkpoints hold the adapter on
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
 import torch
@@ -18,8 +17,6 @@ from aligngemini.datamodules.batches import SemanticBatch
 from aligngemini.lightning_modules.base import CheckpointWeights, DetectorModule, default_optimizer
 from aligngemini.models.semantic import AdapterSettings, SemanticVLM, build_semantic_vlm
 from aligngemini.zoo.backbones import DEFAULT_VERDICT_WORDS
-
-log = logging.getLogger(__name__)
 
 
 class SemanticBranch(DetectorModule):

@@ -41,9 +41,9 @@ def test_qlora_overfits_and_only_adapters_change(tiny_vlm_dir, semantic_manifest
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
 
-    after = model.state_dict()  # bitsandbytes unpacks its CPU layout here, so 4-bit weights compare
+    after = model.state_dict()  # 4-bit weights and their quantisation statistics included
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {k for k in trainable if "lora_B" in k or "lora_A" in k}
+    assert changed == trainable
 
     model.eval()
     records = data.records["test"]
