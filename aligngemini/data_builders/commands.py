@@ -68,13 +68,13 @@ def semantic(source: str, out: str = "semantic.jsonl", rationales: str | None = 
 
 def tiny_vae(
     out_dir: str,
-    steps: int = 300,
+    steps: int = 400,
     batch_size: int = 8,
     crop: int = 32,
     lr: float = 2e-3,
     seed: int = 0,
     photos: str | None = None,
-    block_out_channels: tuple[int, ...] = (16, 32, 32, 32),
+    block_out_channels: tuple[int, ...] = (16, 32),
     latent_channels: int = 4,
 ) -> int:
     """Train a tiny AutoencoderKL on photo crops (CPU, seconds) for offline demos; saves safetensors.

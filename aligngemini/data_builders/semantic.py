@@ -8,14 +8,13 @@ has six fingers"). It is given per image in a rationale file:
 - JSON, a ``{path: rationale}`` mapping or a list of such objects.
 
 A key may be an absolute path, a path relative to the rationale file or to the
-records' root, or a bare file name when only one record has that name.
+records' root, or any path ending (``fake/c.png``, ``c.png``) that only one record has.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -116,27 +115,30 @@ def _entry(item: object, where: str) -> tuple[str, object, str]:
 
 
 class _RecordIndex:
-    """Finds the record a rationale key names."""
+    """Finds the record a rationale key names: by path, or by a path ending only one record has."""
+
+    AMBIGUOUS = -1
 
     def __init__(self, records: list[ImageRecord], root: Path):
         self.root = root.resolve()
-        self.by_path: dict[str, int] = {}
-        names = Counter(Path(r.path).name for r in records)
-        self.by_name = {Path(r.path).name: i for i, r in enumerate(records) if names[Path(r.path).name] == 1}
+        self.by_path = {str(Path(r.path).resolve()): i for i, r in enumerate(records)}
+        self.by_ending: dict[tuple[str, ...], int] = {}
         for i, record in enumerate(records):
-            self.by_path[str(Path(record.path).resolve())] = i
+            parts = Path(record.path).parts
+            for k in range(1, len(parts)):
+                ending = parts[-k:]
+                self.by_ending[ending] = self.AMBIGUOUS if ending in self.by_ending else i
 
     def find(self, key: str, rationale_dir: Path) -> int | None:
         candidate = Path(key).expanduser()
         bases = [None] if candidate.is_absolute() else [rationale_dir, self.root]
         for base in bases:
-            full = candidate if base is None else base / candidate
-            found = self.by_path.get(str(full.resolve()))
+            found = self.by_path.get(str((candidate if base is None else base / candidate).resolve()))
             if found is not None:
                 return found
-        if len(PurePosixPath(key.replace("\\", "/")).parts) == 1:
-            return self.by_name.get(key)
-        return None
+        parts = tuple(p for p in PurePosixPath(key.replace("\\", "/")).parts if p not in {".", "/"})
+        found = self.by_ending.get(parts)
+        return None if found in (None, self.AMBIGUOUS) else found
 
 
 def build_semantic_manifest(source: str | Path, out: str | Path, rationales: str | Path | None = None) -> SemanticReport:

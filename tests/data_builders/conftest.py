@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from aligngemini.data_builders.tiny_vae import TinyVAEConfig, build_tiny_vae
@@ -12,6 +13,15 @@ from aligngemini.demo.photos import photo_tiles
 
 # 4 levels: the 8x spatial compression of Stable Diffusion's VAE, at toy width.
 TINY = TinyVAEConfig(block_out_channels=(8, 16, 16, 16), latent_channels=4, norm_num_groups=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Toy convolutions run fastest on one thread, and stall badly with two on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
