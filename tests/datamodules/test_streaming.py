@@ -99,3 +99,14 @@ def test_missing_webdataset_names_the_extra(split_manifest, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "webdataset", None)
     with pytest.raises(MissingExtraError, match=r"aligngemini\[stream\]"):
         write_shards(split_manifest, tmp_path)
+
+
+def test_streaming_is_selected_in_the_data_config_and_trains(shards, tmp_path):
+    from aligngemini.cli import main
+    from tests.reliability.runs import PRESET
+
+    code = main(["fit", "-c", str(PRESET), "--data.class_path", "aligngemini.datamodules.streaming.StreamingPixelDataModule",
+                 "--data.init_args.shards", str(shards), "--trainer.max_epochs", "1", "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"])
+    assert code == 0 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert "StreamingPixelDataModule" in (tmp_path / "config.yaml").read_text()
