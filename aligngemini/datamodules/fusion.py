@@ -2,6 +2,9 @@
 
 Each branch's ``aligngemini predict ... --out FILE`` writes one row per image
 (``path, subset, label, logit, probability[, error]``; see :mod:`aligngemini.predictions`).
+The rows of ``aligngemini detect --out FILE`` work too (one file for every branch: the
+``{name}_probability`` columns are read), so a head can be fitted on exactly the scores the
+detector computes (tiled pixel evidence, the detector's prompts).
 This datamodule joins those files by image path, one file per named feature, so the
 fusion head trains in seconds without reloading any branch. Rows with an ``error`` (a
 file the branch could not read), and images missing from some branch, are reported in
@@ -81,13 +84,16 @@ def _number(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def row_logit(row: dict, where: str) -> float:
-    """The row's logit, or the logit of its probability (a hard 0/1 verdict gives ±13.8)."""
+def row_logit(row: dict, where: str, name: str | None = None) -> float:
+    """The branch's logit in this row: ``{name}_probability`` when the row has it (the rows
+    ``aligngemini detect`` writes carry every branch), else the row's logit, else the logit
+    of its probability (a hard 0/1 verdict gives ±13.8)."""
     try:
-        logit = _number(row.get("logit"))
+        own = _number(row.get(f"{name}_probability")) if name else None
+        logit = None if own is not None else _number(row.get("logit"))
         if logit is not None:
             return logit
-        probability = _number(row.get("probability"))
+        probability = own if own is not None else _number(row.get("probability"))
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: logit/probability is not a number") from None
     if probability is None:
@@ -119,7 +125,7 @@ def read_scores(files: Mapping[str, str | Path]) -> ScoreTable:
                 continue
             if key in table:
                 raise ManifestError(f"{where}: image {key} appears twice in the {name!r} scores")
-            table[key] = (row_logit(row, where), parse_label(row.get("label"), where), str(row.get("subset") or "default"))
+            table[key] = (row_logit(row, where, name), parse_label(row.get("label"), where), str(row.get("subset") or "default"))
             if not per_branch:
                 order.append(key)
         per_branch.append(table)

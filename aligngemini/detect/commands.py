@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parts.add_argument("--expert", action="append", default=[], metavar="NAME=SOURCE",
                        help="an extra pixel expert the fusion head was trained with (repeatable)")
     tiling = parser.add_argument_group("whole-image pixel evidence")
-    tiling.add_argument("--aggregate", choices=("max", "mean", "topk"), default="max", help="how tile scores combine")
+    tiling.add_argument("--aggregate", choices=("mean", "max", "topk"), default="mean",
+                        help="how tile scores combine: mean (the scale fusion heads expect), max or topk "
+                             "(most sensitive to a local edit)")
     tiling.add_argument("--top-k", type=int, default=3, help="tiles averaged by --aggregate topk")
     tiling.add_argument("--max-tiles", type=int, default=16, help="crops per image at most (1: centre crop only)")
     parser.add_argument("--semantic-image-side", type=int, default=None,

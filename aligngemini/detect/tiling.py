@@ -27,12 +27,14 @@ Aggregate = Literal["max", "mean", "topk"]
 class TilingConfig(ConfigMixin):
     """How a large image becomes pixel evidence.
 
-    aggregate: ``max`` (one fake patch is enough: most sensitive), ``mean`` (most robust to
-        a single noisy tile) or ``topk`` (mean of the ``top_k`` highest tile logits).
+    aggregate: ``mean`` (default: keeps the scale of one crop's logit, which the branch's
+        0.5 threshold and a fusion head fitted on ``predict`` scores assume, with less noise),
+        ``max`` (one fake patch is enough: for local edits and inpainting, but the max of many
+        noisy tiles raises false positives) or ``topk`` (mean of the ``top_k`` highest tiles).
     max_tiles: at most this many crops per image; 1 scores the centre crop only.
     """
 
-    aggregate: Aggregate = "max"
+    aggregate: Aggregate = "mean"
     top_k: int = 3
     max_tiles: int = 16
 

@@ -8,9 +8,11 @@ import json
 import math
 
 import pytest
+import torch
 from PIL import Image
 
 from aligngemini.cli import main
+from aligngemini.datamodules.fusion import read_scores
 from aligngemini.datamodules.records import ImageRecord, write_manifest
 from aligngemini.detect import AlignGemini, TilingConfig
 from aligngemini.detect.detector import _isolate, _Decoded
@@ -45,6 +47,12 @@ def test_folder_with_broken_files_gives_a_row_for_every_file(image_folder, tmp_p
     assert next(r for r in good if r["path"].endswith("photo.png"))["label"] is None
     summary = capsys.readouterr().err
     assert "9 image(s)" in summary and "errors 2" in summary and "broken.png" in summary
+    # the rows are fusion training data too: each branch's column, the broken files left out
+    table = read_scores({"pixel": tmp_path / "out.jsonl", "semantic": tmp_path / "out.jsonl"})
+    assert len(table.rows) == 7 and len(table.skipped) == 2
+    first = next(r for r in good if r["path"] == table.rows[0].path)
+    assert torch.sigmoid(torch.tensor(table.rows[0].features, dtype=torch.float64)).tolist() == pytest.approx(
+        [first["pixel_probability"], first["semantic_probability"]], rel=1e-6)
 
 
 def test_python_api_and_cli_agree(detector, image_folder, tmp_path, pixel_checkpoint, semantic_checkpoint,
@@ -79,8 +87,6 @@ def test_pil_images_paths_and_batches_give_the_same_scores(detector, image_folde
     assert alone[0].probability == pytest.approx(by_path[0].probability, rel=1e-5)  # batch size does not matter
     # the fused probability is the fusion head applied to the two branch scores
     head = detector.fusion.model
-    import torch
-
     row = by_path[1]
     features = torch.logit(torch.tensor([[row.pixel_score, row.semantic_score]], dtype=torch.float64)).float()
     assert torch.sigmoid(head(features)).item() == pytest.approx(row.probability, abs=1e-4)
@@ -140,8 +146,6 @@ def test_clear_errors_for_missing_parts(tmp_path, pixel_checkpoint):
 
 
 def test_parts_load_from_exported_zoo_folders(tmp_path, pixel_checkpoint, fusion_checkpoint, image_folder):
-    import torch
-
     from aligngemini.detect.branches import load_part
     from aligngemini.zoo.export import export_module
 

@@ -76,3 +76,14 @@ def test_missing_file_and_bad_rows_are_clear_errors(tmp_path):
     bad.write_text('{"path": "/a.png", "label": 1}\n')
     with pytest.raises(ManifestError, match="bad.jsonl:1.*neither a logit nor a probability"):
         read_scores({"pixel": bad})
+
+
+def test_detect_rows_give_each_branch_its_own_column(tmp_path):
+    rows = [{"path": "/a.png", "label": 1, "logit": 9.0, "probability": 0.9999, "verdict": "fake",
+             "pixel_probability": 0.8, "semantic_probability": 0.1, "error": None},
+            {"path": "/b.png", "label": 0, "logit": None, "probability": None, "verdict": None,
+             "pixel_probability": None, "semantic_probability": None, "error": "empty file (0 bytes)"}]
+    detect_out = write_scores(tmp_path / "detect.jsonl", rows)
+    table = read_scores({"pixel": detect_out, "semantic": detect_out})
+    assert len(table.rows) == 1 and dict(table.skipped)["/b.png"].endswith("empty file (0 bytes)")
+    assert torch.sigmoid(torch.tensor(table.rows[0].features)).tolist() == pytest.approx([0.8, 0.1], rel=1e-5)
