@@ -13,6 +13,7 @@ import torch
 import aligngemini
 
 PRESET = Path(aligngemini.__file__).parent / "configs" / "pixel" / "tiny_cpu.yaml"
+SEMANTIC_PRESET = Path(aligngemini.__file__).parent / "configs" / "semantic" / "tiny_cpu.yaml"
 CRASHING_FIT = Path(__file__).parent / "crashing_fit.py"
 # A LayerNorm ViT: BatchNorm statistics would differ per rank (SyncBatchNorm needs CUDA).
 TINY_VIT = ["--model.init_args.backbone", "vit_tiny_patch16_224",

@@ -29,3 +29,34 @@ def test_two_process_ddp_matches_one_process(paired_dataset, tmp_path):
     assert synced.keys() == reference.keys() and {e for e, _ in reference} == {0, 1}
     for key, value in reference.items():  # val_* synced across ranks, train_* from all ranks' updates
         assert synced[key] == pytest.approx(value, abs=METRIC_ATOL), key
+
+
+@pytest.mark.slow
+def test_semantic_branch_two_process_ddp_matches_one_process(paired_dataset, tmp_path):
+    from aligngemini.testing.tiny_vlm import save_tiny_vlm
+
+    from tests.reliability.runs import SEMANTIC_PRESET
+
+    vlm = save_tiny_vlm("qwen2_vl", tmp_path / "tiny_vlm").folder  # 4-bit QLoRA Qwen2-VL, built on each rank
+    common = ["fit", "-c", str(SEMANTIC_PRESET), "--data.init_args.root", str(paired_dataset),
+              "--model.init_args.model_id", str(vlm), "--data.init_args.model_id", str(vlm),
+              "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+              "--data.init_args.split_fractions", "[0.6,0.2,0.2]",
+              "--trainer.logger.class_path", "lightning.pytorch.loggers.CSVLogger"]
+
+    def run(name, *extra):
+        root = tmp_path / name
+        args = [*common, "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
+                *extra]
+        return start(args, tmp_path / f"{name}.log", "--save-final", str(tmp_path / f"{name}.pt"))
+
+    one = run("single", "--data.init_args.batch_size", "4")
+    two = run("ddp", "--data.init_args.batch_size", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    assert finish(two, tmp_path / "ddp.log") == 0 and finish(one, tmp_path / "single.log") == 0
+    expected, got = state_dict(tmp_path / "single.pt"), state_dict(tmp_path / "ddp.pt")
+    adapters = [k for k in expected if "lora_" in k]
+    assert adapters and max((expected[k] - got[k]).abs().max().item() for k in adapters) < WEIGHT_ATOL
+    reference, synced = epoch_metrics(tmp_path / "single"), epoch_metrics(tmp_path / "ddp")
+    assert reference and synced.keys() == reference.keys()
+    for key, value in reference.items():
+        assert synced[key] == pytest.approx(value, abs=METRIC_ATOL), key
