@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
+from torch.utils.data import DataLoader
 
 from aligngemini.datamodules.batches import FusionBatch, RecordBatch
 from aligngemini.lightning_modules.base import DetectorModule
@@ -105,13 +106,19 @@ class FusionHead(DetectorModule):
         return self.model(self.branch_logits(batch))
 
     # --- training ----------------------------------------------------------------------
-    def on_fit_start(self) -> None:
+    def on_train_start(self) -> None:
+        """Standardise the inputs with training-split statistics (once: not on resume)."""
         rule = self.model.rule
-        if self.mode == "logistic" and not bool(rule.standardised):
-            datamodule = self.trainer.datamodule
-            features = [self.branch_logits(b) for b in datamodule.train_dataloader() if len(b)]
-            if features:
-                rule.set_standardisation(torch.cat(features).to(self.device))
+        loader = self.trainer.train_dataloader
+        if self.mode != "logistic" or bool(rule.standardised) or not isinstance(loader, DataLoader):
+            return
+        features = []
+        for batch in loader:
+            self.report_skipped(batch)  # the skipped rows ride with the first batch of this pass
+            if len(batch):
+                features.append(self.branch_logits(batch))
+        if features:
+            rule.set_standardisation(torch.cat(features).to(self.device))
 
     def training_step(self, batch: RecordBatch, batch_idx: int) -> torch.Tensor | None:
         if self.mode == "or":

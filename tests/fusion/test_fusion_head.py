@@ -106,3 +106,12 @@ def test_cli_fit_of_the_or_rule_leaves_a_loadable_checkpoint(tmp_path, monkeypat
                  "--trainer.enable_progress_bar", "false"]) == 0
     head = load_part(tmp_path / "runs" / "fusion_or" / "checkpoints" / "last.ckpt", "fusion")
     assert head.mode == "or" and head.model.rule.thresholds.tolist() == [0.7, 0.5]
+
+
+def test_head_trains_from_plain_dataloaders_too(tmp_path):
+    data = FusionDataModule(complementary_scores(tmp_path), seed=0)
+    head = FusionHead(mode="logistic")
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(head, train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
+    assert bool(head.model.rule.standardised) and head.model.calibration.scale.item() != 1.0
