@@ -68,7 +68,7 @@ def semantic(source: str, out: str = "semantic.jsonl", rationales: str | None = 
 
 def tiny_vae(
     out_dir: str,
-    steps: int = 400,
+    steps: int = 600,
     batch_size: int = 8,
     crop: int = 32,
     lr: float = 2e-3,

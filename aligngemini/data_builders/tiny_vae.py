@@ -37,7 +37,7 @@ class TinyVAEConfig:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 400
+    steps: int = 600
     batch_size: int = 8
     crop: int = 32
     lr: float = 2e-3

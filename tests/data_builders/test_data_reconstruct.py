@@ -165,3 +165,31 @@ def test_cli_reconstruct_runs_in_process(tiny_vae_dir, photo_dir, tmp_path, caps
     assert main(["data", "reconstruct", str(photo_dir), str(out), "--vae", str(tmp_path / "nowhere"),
                  "--progress", "false"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_its_manifest_trains_the_pixel_branch_on_pairs(tiny_vae, tmp_path):
+    import lightning as L
+    import torch
+
+    from aligngemini.datamodules.pixel import PixelDataModule
+    from aligngemini.demo.photos import write_photo_tiles
+    from aligngemini.lightning_modules.pixel import PixelBranch
+
+    write_photo_tiles(tmp_path / "photos", tile=40, per_photo=1, wallpapers=False)
+    report = reconstruct(tmp_path / "photos", tmp_path / "pairs", vae=tiny_vae, batch_size=8, progress=False)
+    data = PixelDataModule(root=str(report.manifest), batch_size=4, crop_size=28,
+                           split_fractions=(0.7, 0.15, 0.15))
+    units = data.make_units(load_records(report.manifest), "train")
+    assert len(units) == report.pairs and all([r.label for r in unit] == [0, 1] for unit in units)
+
+    torch.manual_seed(0)
+    module = PixelBranch(backbone="vit_small_patch14_dinov2", pretrained=False, crop_size=28,
+                         backbone_kwargs={"depth": 1, "embed_dim": 24, "num_heads": 2}, mode="full")
+    module.configure_model()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, default_root_dir=tmp_path, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_train_batches=2,
+                        limit_val_batches=1, enable_checkpointing=False)
+    trainer.fit(module, data)
+    assert trainer.state.finished
+    assert any(not torch.equal(before[k], v) for k, v in module.state_dict().items())

@@ -92,3 +92,13 @@ def test_cli_reports_a_malformed_rationale_file_as_one_line(labelled, tmp_path, 
     assert main(["data", "semantic", str(labelled), "--out", str(tmp_path / "o.jsonl"),
                  "--rationales", str(bad)]) == 2
     assert f"{bad}:1: not valid JSON" in capsys.readouterr().err
+
+
+def test_an_ambiguous_bare_name_matches_nothing(tmp_path):
+    for rel in ("real/x.png", "fake/x.png"):
+        (tmp_path / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / rel).write_bytes(b"png")
+    (tmp_path / "r.json").write_text(json.dumps({"x.png": "which one?", "fake/x.png": "this one"}))
+    report = build_semantic_manifest(tmp_path / "data", tmp_path / "out.jsonl", tmp_path / "r.json")
+    assert report.unmatched == ["x.png"] and report.with_rationale == 1
+    assert [Path(p).parent.name for p in report.missing] == ["real"]
