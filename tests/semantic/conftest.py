@@ -9,10 +9,7 @@ import pytest
 from aligngemini.datamodules.records import ImageRecord, write_manifest
 from aligngemini.demo.photos import photo_tiles
 from aligngemini.testing.tiny_vlm import save_tiny_vlm
-
-# Short prompts keep the tiny models' sequences (and the tests) short.
-SHORT_PROMPTS = {"system_prompt": "You judge images.", "question": "Is this image real or fake?"}
-RATIONALE = "The shadows point in two directions."
+from semantic_constants import RATIONALE
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import torch
 
 from aligngemini.datamodules.semantic import SemanticDataModule
 from aligngemini.models.semantic import AdapterSettings, build_semantic_vlm
-from conftest import SHORT_PROMPTS
+from semantic_constants import SHORT_PROMPTS
 
 FAMILIES = ["qwen2_5_vl", "smolvlm", "llava"]
 

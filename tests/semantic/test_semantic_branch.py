@@ -9,7 +9,7 @@ import torch
 from aligngemini.datamodules.semantic import SemanticDataModule
 from aligngemini.lightning_modules.semantic import SemanticBranch
 from aligngemini.models.semantic import folder_fingerprint
-from conftest import SHORT_PROMPTS
+from semantic_constants import SHORT_PROMPTS
 
 
 def predict_scores(branch, data):

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 
-import aligngemini
 from aligngemini.cli import main
-from conftest import SHORT_PROMPTS
-
-PRESET = Path(aligngemini.__file__).parent / "configs" / "semantic" / "tiny_cpu.yaml"
+from semantic_constants import SHORT_PROMPTS, TINY_PRESET as PRESET
 
 
 def test_fit_then_predict_with_rationales(tiny_vlm_dir, semantic_manifest, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from aligngemini.datamodules.semantic import IGNORE_INDEX, SemanticDataModule
-from conftest import RATIONALE, SHORT_PROMPTS
+from semantic_constants import RATIONALE, SHORT_PROMPTS
 
 
 def make_data(tiny_vlm_dir, manifest, family="qwen2_vl", **kwargs):

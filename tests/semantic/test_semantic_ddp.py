@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from test_semantic_cli import PRESET
+from semantic_constants import TINY_PRESET as PRESET
 
 
 @pytest.mark.slow
