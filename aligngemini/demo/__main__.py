@@ -94,13 +94,13 @@ def run_demo(out: Path, quick: bool = False) -> Demo:
 
     # 2. Fine-tune each branch on its own subtask.
     demo.run("Fit the pixel branch", "fit", "-c", demo.config("pixel/tiny_cpu.yaml"), "--data.root", str(pairs),
-             *demo.trainer_args("pixel", 4 if quick else 15))
+             *demo.trainer_args("pixel", 4 if quick else 8))
     vlm = str(o / "tiny_vlm" / "qwen2_vl")
     demo.python("Build a tiny random Qwen2-VL (tokenizer trained in code)",
                 f"python -m aligngemini.testing.tiny_vlm qwen2_vl {vlm}", save_tiny_vlm, "qwen2_vl", vlm)
     demo.run("Fit the semantic branch (4-bit QLoRA)", "fit", "-c", demo.config("semantic/tiny_cpu.yaml"),
              "--data.root", semantic, "--model.model_id", vlm, "--data.model_id", vlm,
-             *demo.trainer_args("semantic", 1 if quick else 3))
+             *demo.trainer_args("semantic", 1))
 
     # 3. Score held-out images with each branch, fit the fusion head on the calibration set.
     scores = {}
