@@ -114,14 +114,21 @@ def _entry(item: object, where: str) -> tuple[str, object, str]:
     return item["path"], item["rationale"], where
 
 
+def _resolved(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: compare the path as written
+        return str(path.absolute())
+
+
 class _RecordIndex:
     """Finds the record a rationale key names: by path, or by a path ending only one record has."""
 
     AMBIGUOUS = -1
 
     def __init__(self, records: list[ImageRecord], root: Path):
-        self.root = root.resolve()
-        self.by_path = {str(Path(r.path).resolve()): i for i, r in enumerate(records)}
+        self.root = root
+        self.by_path = {_resolved(Path(r.path)): i for i, r in enumerate(records)}
         self.by_ending: dict[tuple[str, ...], int] = {}
         for i, record in enumerate(records):
             parts = Path(record.path).parts
@@ -133,7 +140,7 @@ class _RecordIndex:
         candidate = Path(key).expanduser()
         bases = [None] if candidate.is_absolute() else [rationale_dir, self.root]
         for base in bases:
-            found = self.by_path.get(str((candidate if base is None else base / candidate).resolve()))
+            found = self.by_path.get(_resolved(candidate if base is None else base / candidate))
             if found is not None:
                 return found
         parts = tuple(p for p in PurePosixPath(key.replace("\\", "/")).parts if p not in {".", "/"})
