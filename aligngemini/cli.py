@@ -28,7 +28,7 @@ USAGE = f"""usage: aligngemini {{{','.join(TRAINER_VERBS + tuple(VERBS))}}} ... 
   fit|validate|test|predict -c CONFIG.yaml   train or run a branch / fusion head (LightningCLI)
   detect PATH... --model NAME --out FILE     score images with the full detector
   evaluate ...                               paper protocol + AP/AUROC/EER/TPR@FPR/ECE report
-  data reconstruct|semantic ...              build pixel / semantic supervision
+  data reconstruct|semantic|tiny-vae ...     build pixel / semantic supervision (tiny-vae: offline demos)
   zoo list|info|card|export|push|pull ...    versioned checkpoints
 
 Run 'aligngemini VERB --help' for a verb's options."""

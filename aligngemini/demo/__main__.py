@@ -78,7 +78,7 @@ def run_demo(out: Path, quick: bool = False) -> Demo:
                          dataset.write_photo_groups, o / "photos", tile, per_photo)
     vae = str(o / "tiny_vae")
     demo.run("Train a tiny VAE (no Hub weights offline; the paper uses SD 2.1's)", "data", "tiny-vae", vae,
-             "--steps", "60" if quick else "300")
+             *(["--steps", "60"] if quick else []))
     for group in ("train", "calib", "bench"):
         demo.run(f"Pixel supervision: {group} photos -> VAE reconstructions (paired manifest)",
                  "data", "reconstruct", str(photos[group]), str(o / "pairs" / group), "--vae", vae,
