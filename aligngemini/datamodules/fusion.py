@@ -17,8 +17,6 @@ and its FPR threshold there. It comes from ``split_fractions`` or, when
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import os
@@ -31,7 +29,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from aligngemini.datamodules.batches import FusionBatch
-from aligngemini.datamodules.records import SPLITS, UNLABELLED, ImageRecord, ManifestError, parse_label, split_records
+from aligngemini.datamodules.records import (
+    SPLITS,
+    UNLABELLED,
+    ImageRecord,
+    ManifestError,
+    iter_rows,
+    parse_label,
+    split_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +60,7 @@ class ScoreTable:
 
 
 def _read_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    suffix = path.suffix.lower()
-    with path.open(newline="", encoding="utf-8") as handle:
-        if suffix == ".csv":
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise ManifestError(f"{path}: score CSV must have a 'path' column")
-            for line, row in enumerate(reader, start=2):
-                yield f"{path}:{line}", row
-        elif suffix in {".jsonl", ".ndjson"}:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as err:
-                    raise ManifestError(f"{path}:{line}: not valid JSON ({err.msg})") from None
-                if not isinstance(row, dict) or not row.get("path"):
-                    raise ManifestError(f"{path}:{line}: each line must be a JSON object with a 'path'")
-                yield f"{path}:{line}", row
-        else:
-            raise ManifestError(f"{path}: score file must end in .csv or .jsonl")
+    return iter_rows(path, "score file")
 
 
 def _number(value) -> float | None:

@@ -153,12 +153,16 @@ def _record_from_row(row: dict, base: Path, where: str) -> ImageRecord:
     )
 
 
-def iter_manifest(path: str | Path) -> Iterator[ImageRecord]:
-    """Stream records from a CSV or JSONL manifest; relative paths are relative to its folder."""
+def iter_rows(path: str | Path, what: str = "manifest") -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` for every row of a CSV or JSONL table with a ``path`` column.
+
+    ``where`` is ``file:line`` for error messages; ``what`` names the table in them
+    (manifest, score file, predictions). Manifests, score files and predictions all
+    read through here.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    base = path.parent
+        raise ManifestError(f"{path}: {what} not found")
     suffix = path.suffix.lower()
     with path.open(newline="", encoding="utf-8") as handle:
         if suffix == ".csv":
@@ -166,7 +170,7 @@ def iter_manifest(path: str | Path) -> Iterator[ImageRecord]:
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise ManifestError(f"{path}: CSV header must name a 'path' column")
             for line, row in enumerate(reader, start=2):
-                yield _record_from_row(row, base, f"{path}:{line}")
+                yield f"{path}:{line}", row
         elif suffix in {".jsonl", ".ndjson"}:
             for line, text in enumerate(handle, start=1):
                 if not text.strip():
@@ -175,11 +179,18 @@ def iter_manifest(path: str | Path) -> Iterator[ImageRecord]:
                     row = json.loads(text)
                 except json.JSONDecodeError as err:
                     raise ManifestError(f"{path}:{line}: not valid JSON ({err.msg})") from None
-                if not isinstance(row, dict):
-                    raise ManifestError(f"{path}:{line}: each line must be a JSON object")
-                yield _record_from_row(row, base, f"{path}:{line}")
+                if not isinstance(row, dict) or not row.get("path"):
+                    raise ManifestError(f"{path}:{line}: each line must be a JSON object with a 'path'")
+                yield f"{path}:{line}", row
         else:
-            raise ManifestError(f"{path}: manifest must end in .csv or .jsonl")
+            raise ManifestError(f"{path}: {what} must end in .csv or .jsonl")
+
+
+def iter_manifest(path: str | Path) -> Iterator[ImageRecord]:
+    """Stream records from a CSV or JSONL manifest; relative paths are relative to its folder."""
+    base = Path(path).parent
+    for where, row in iter_rows(path):
+        yield _record_from_row(row, base, where)
 
 
 def load_records(source: str | Path, allow_unlabelled: bool = False) -> list[ImageRecord]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
-from aligngemini.datamodules.records import ImageRecord, parse_label
+from aligngemini.datamodules.records import ImageRecord, ManifestError, iter_rows, parse_label
 from aligngemini.errors import AlignGeminiError
 
 
@@ -46,19 +44,10 @@ def read_prediction_rows(path: str | Path, probability_column: str = "probabilit
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: predictions file not found")
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            raw = [(f"{path}:{i}", row) for i, row in enumerate(csv.DictReader(handle), start=2)]
-    elif path.suffix.lower() in {".jsonl", ".ndjson"}:
-        raw = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    raw.append((f"{path}:{i}", json.loads(line)))
-                except json.JSONDecodeError as err:
-                    raise EvaluateError(f"{path}:{i}: not valid JSON ({err.msg})") from None
-    else:
-        raise EvaluateError(f"{path}: predictions must be a .csv or .jsonl file")
+    try:
+        raw = list(iter_rows(path, "predictions file"))
+    except ManifestError as err:
+        raise EvaluateError(str(err)) from None
     rows = []
     for where, row in raw:
         if not isinstance(row, dict) or not row.get("path"):
