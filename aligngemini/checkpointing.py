@@ -16,9 +16,10 @@ the same weights and metrics as a run that was never interrupted:
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import logging
 import os
-import itertools
 import random
 import re
 import uuid
@@ -31,6 +32,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 from torchmetrics import Metric
+
+from aligngemini.errors import AlignGeminiError
 
 log = logging.getLogger(__name__)
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
@@ -294,3 +297,35 @@ def _sampler_epoch(loader: DataLoader) -> int:
 
 def default_plugins() -> list[Any]:
     return [AtomicCheckpointIO()]
+
+
+class UnsafeCheckpointError(AlignGeminiError):
+    """A checkpoint that pickles classes from outside aligngemini (they could run code)."""
+
+
+def allowed_checkpoint_globals(path: str | os.PathLike, trust: bool = False) -> list:
+    """The classes ``torch.load(weights_only=True)`` may rebuild from ``path``: aligngemini's
+    own settings (dataclasses, enums) and paths. Anything else is refused unless ``trust``."""
+    if trust:
+        return []
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    foreign = [name for name in unsafe if not name.startswith(("aligngemini.", "pathlib."))]
+    if foreign:
+        raise UnsafeCheckpointError(f"{path}: the checkpoint pickles {foreign[:3]}, which could run code when "
+                                    "loaded; pass --trust-checkpoint if you trust this file")
+    allowed = []
+    for name in unsafe:
+        module_name, _, attr = name.rpartition(".")
+        allowed.append(getattr(importlib.import_module(module_name), attr))
+    return allowed
+
+
+def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
+    """A Lightning checkpoint, unpickled with ``weights_only=True`` unless ``trust``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if trust:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    with torch.serialization.safe_globals(allowed_checkpoint_globals(path)):
+        return torch.load(path, map_location="cpu", weights_only=True)

@@ -48,11 +48,13 @@ def one_line(err: BaseException, limit: int = 400) -> str:
     if not lines:
         return type(err).__name__
     keep = [lines[0]]
+    after_class_problem = False
     for line in lines[1:]:
         if "NoneType" in line or "NestedArg" in line:
             continue  # the "or None" half of every Optional, and jsonargparse's internal wrapper
-        if line.startswith(("Parser key", "Option", "Expected", "Key", "File", "Given value:")):
-            keep.append(line)
+        if after_class_problem or line.startswith(("Parser key", "Option", "Expected", "Key", "File", "Given value:")):
+            keep.append(line)  # the line after "Problem with given class_path" is its cause
+        after_class_problem = line.startswith("Problem with given class_path")
     text = keep[0]
     for line in keep[1:]:
         text += (" " if text.endswith(":") else "; ") + line

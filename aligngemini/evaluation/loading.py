@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from aligngemini.checkpointing import allowed_checkpoint_globals
 from aligngemini.datamodules.base import RecordsDataModule
 from aligngemini.errors import AlignGeminiError
 from aligngemini.evaluation.scoring import DatamoduleFactory
@@ -39,23 +40,6 @@ def import_class(path: str, base: type, what: str) -> type:
     return cls
 
 
-def _checkpoint_globals(path: Path, trust: bool) -> list:
-    """The classes ``torch.load(weights_only=True)`` must be allowed to rebuild: aligngemini's
-    own settings (dataclasses, enums) and paths; anything else is refused unless trusted."""
-    if trust:
-        return []
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    foreign = [name for name in unsafe if not name.startswith(("aligngemini.", "pathlib."))]
-    if foreign:
-        raise AlignGeminiError(f"{path}: the checkpoint pickles {foreign[:3]}, which could run code when loaded; "
-                               "pass --trust-checkpoint if you trust this file")
-    allowed = []
-    for name in unsafe:
-        module_name, _, attr = name.rpartition(".")
-        allowed.append(getattr(importlib.import_module(module_name), attr))
-    return allowed
-
-
 def load_checkpoint_module(
     path: str | Path, model_class: str | None = None, trust: bool = False
 ) -> tuple[DetectorModule, dict]:
@@ -69,7 +53,7 @@ def load_checkpoint_module(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    with torch.serialization.safe_globals(_checkpoint_globals(path, trust)):
+    with torch.serialization.safe_globals(allowed_checkpoint_globals(path, trust)):
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
         except pickle.UnpicklingError as err:

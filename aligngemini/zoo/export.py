@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from aligngemini import __version__
+from aligngemini.checkpointing import read_checkpoint
 from aligngemini.errors import AlignGeminiError
 from aligngemini.zoo.rebuild import (
     CONFIG_FILE,
@@ -172,24 +173,7 @@ def _verify_rebuild(module, folder: Path) -> None:
 def load_checkpoint(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
     """A Lightning checkpoint, unpickled with ``weights_only=True``; the only classes allowed
     beyond tensors and builtins are aligngemini's own (enums, dataclass settings)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    if trust_pickle:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    foreign = [name for name in unsafe if not name.startswith(("aligngemini.", "pathlib."))]
-    if foreign:
-        raise ExportFormatError(f"{path}: the checkpoint pickles {foreign[:3]}, which could run code when loaded; "
-                                "pass --trust-checkpoint if you wrote it yourself")
-    import importlib
-
-    allowed = []
-    for name in unsafe:
-        module_name, _, attr = name.rpartition(".")
-        allowed.append(getattr(importlib.import_module(module_name), attr))
-    with torch.serialization.safe_globals(allowed):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return read_checkpoint(path, trust=trust_pickle)
 
 
 def export_checkpoint(
