@@ -6,7 +6,7 @@ STAMP := $(VENV)/.aligngemini-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo photos bench clean
 
 install: $(STAMP)
 
@@ -23,8 +23,17 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
-demo: install
+demo: install photos
+	rm -rf demo_output
 	$(PY) -m aligngemini.demo --out demo_output
+
+# More real photos for the demo (Debian's wallpaper packages); best effort: scikit-image's
+# bundled photos are enough when apt is unavailable or we are not root.
+photos:
+	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq --no-install-recommends lomiri-wallpapers-16.04 mate-backgrounds >/dev/null 2>&1 || \
+		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends lomiri-wallpapers-16.04 mate-backgrounds >/dev/null 2>&1) || \
+		echo "note: Debian wallpapers not installed; the demo uses scikit-image's photos only"; fi
 
 bench: install
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

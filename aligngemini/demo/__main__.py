@@ -86,21 +86,21 @@ def run_demo(out: Path, quick: bool = False) -> Demo:
     pairs = demo.keep("pixel supervision (pairs)", o / "pairs" / "train" / "pairs.jsonl")
     semantic_src, rationales = dataset.write_semantic_source(photos["train"], o / "semantic_src")
     semantic = str(o / "semantic.jsonl")
-    demo.run("Semantic supervision: real vs block-shuffled photos + rationales",
+    demo.run("Semantic supervision: real vs semantic fakes (shuffled blocks, rotated colours) + rationales",
              "data", "semantic", str(semantic_src), "--rationales", str(rationales), "--out", semantic)
     calib = dataset.write_benchmark(o / "pairs" / "calib" / "pairs.jsonl", o / "benchmarks", "calib")
-    bench = demo.keep("held-out benchmark (subsets vae, shuffle)",
+    bench = demo.keep("held-out benchmark (subsets vae, semantic)",
                       dataset.write_benchmark(o / "pairs" / "bench" / "pairs.jsonl", o / "benchmarks", "bench"))
 
     # 2. Fine-tune each branch on its own subtask.
     demo.run("Fit the pixel branch", "fit", "-c", demo.config("pixel/tiny_cpu.yaml"), "--data.root", str(pairs),
-             *demo.trainer_args("pixel", 4 if quick else 8))
+             *demo.trainer_args("pixel", 4 if quick else 15))
     vlm = str(o / "tiny_vlm" / "qwen2_vl")
     demo.python("Build a tiny random Qwen2-VL (tokenizer trained in code)",
                 f"python -m aligngemini.testing.tiny_vlm qwen2_vl {vlm}", save_tiny_vlm, "qwen2_vl", vlm)
     demo.run("Fit the semantic branch (4-bit QLoRA)", "fit", "-c", demo.config("semantic/tiny_cpu.yaml"),
              "--data.root", semantic, "--model.model_id", vlm, "--data.model_id", vlm,
-             *demo.trainer_args("semantic", 1))
+             *demo.trainer_args("semantic", 1 if quick else 5))
 
     # 3. Score held-out images with each branch, fit the fusion head on the calibration set.
     scores = {}
@@ -137,7 +137,7 @@ def run_demo(out: Path, quick: bool = False) -> Demo:
     # 6. Use: the detector, assembled from the zoo, on a folder of images (offline, from the cache).
     results = demo.keep("detector output (one row per image)", o / "detect" / "results.jsonl")
     demo.run("Detect: fused probability, verdict, both branch scores, rationale, heatmaps", "detect",
-             str(photos["bench"]), str(o / "benchmarks" / "bench_shuffled"), "--pixel", names["pixel"],
+             str(photos["bench"]), str(o / "benchmarks" / "bench_semantic_fakes"), "--pixel", names["pixel"],
              "--semantic", names["semantic"], "--fusion", names["fusion"], "--out", str(results), "--explain",
              "--no-progress")
     return demo

@@ -5,8 +5,10 @@ branches:
 
 - ``vae``: a photo passed through a VAE (``aligngemini data reconstruct``). The content
   is the photo's own; only decoder artifacts give it away (pixel branch).
-- ``shuffle``: a photo cut into blocks and rearranged. Every pixel is a real camera
-  pixel; only the broken object logic gives it away (semantic branch).
+- ``semantic``: a photo cut into blocks, rearranged, and with its colour channels rotated
+  (green skies, blue skin). Every pixel value comes from a camera photo, so no decoder
+  artifact exists; only broken object logic and implausible colours give it away
+  (semantic branch).
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ from aligngemini.datamodules.records import FAKE, REAL, ImageRecord, load_record
 from aligngemini.demo.photos import photo_tiles
 
 GROUPS = {"train": 0.45, "calib": 0.25, "bench": 0.30}
-SHUFFLE_RATIONALE = "The scene is cut into blocks that do not fit: object outlines and horizons break at the block edges."
+SEMANTIC_RATIONALE = ("Implausible colours for the objects shown, and the scene is cut into blocks that do not fit: "
+                      "outlines and horizons break at the block edges.")
 REAL_RATIONALE = "Objects, edges and lighting continue consistently across the whole scene."
+
+
+def semantic_fake(image: Image.Image, rng: random.Random) -> Image.Image:
+    red, green, blue = shuffle_blocks(image, 3, rng).split()
+    return Image.merge("RGB", (green, blue, red))
 
 
 def shuffle_blocks(image: Image.Image, grid: int, rng: random.Random) -> Image.Image:
@@ -54,7 +62,7 @@ def write_photo_groups(out: Path, tile: int, per_photo: int, seed: int = 0) -> d
 
 
 def write_semantic_source(photos: Path, out: Path, seed: int = 0) -> tuple[Path, Path]:
-    """``real/`` + ``fake/`` (block-shuffled) folders and a rationale CSV for ``data semantic``."""
+    """``real/`` + ``fake/`` (semantic fakes) folders and a rationale CSV for ``data semantic``."""
     rng = random.Random(seed)
     rationales = []
     for path in sorted(photos.glob("*.png")):
@@ -63,8 +71,8 @@ def write_semantic_source(photos: Path, out: Path, seed: int = 0) -> tuple[Path,
         fake.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(path) as image:
             image.save(real)
-            shuffle_blocks(image.convert("RGB"), 3, rng).save(fake)
-        rationales += [(real, REAL_RATIONALE), (fake, SHUFFLE_RATIONALE)]
+            semantic_fake(image.convert("RGB"), rng).save(fake)
+        rationales += [(real, REAL_RATIONALE), (fake, SEMANTIC_RATIONALE)]
     rationale_file = out / "rationales.csv"
     with rationale_file.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -74,18 +82,18 @@ def write_semantic_source(photos: Path, out: Path, seed: int = 0) -> tuple[Path,
 
 
 def write_benchmark(pairs_manifest: Path, out: Path, name: str, seed: int = 0) -> Path:
-    """A manifest with subsets ``vae`` and ``shuffle`` from one group's reconstruction pairs.
+    """A manifest with subsets ``vae`` and ``semantic`` from one group's reconstruction pairs.
 
     Half of the pairs keep their reconstruction (subset ``vae``); the other half swap it
-    for a block-shuffled copy of the photo (subset ``shuffle``), so each subset has
-    its own reals and its own fakes.
+    for a semantic fake of the photo (subset ``semantic``), so each subset has its own
+    reals and its own fakes.
     """
     rng = random.Random(seed)
     by_pair: dict[str, dict[int, ImageRecord]] = {}
     for record in load_records(pairs_manifest):
         by_pair.setdefault(record.pair_id or record.path, {})[record.label] = record
-    shuffled_dir = out / f"{name}_shuffled"
-    shuffled_dir.mkdir(parents=True, exist_ok=True)
+    semantic_dir = out / f"{name}_semantic_fakes"
+    semantic_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for i, key in enumerate(sorted(by_pair)):
         pair = by_pair[key]
@@ -95,8 +103,8 @@ def write_benchmark(pairs_manifest: Path, out: Path, name: str, seed: int = 0) -
         if i % 2 == 0:
             records += [ImageRecord(real.path, REAL, "vae"), ImageRecord(pair[FAKE].path, FAKE, "vae")]
         else:
-            target = shuffled_dir / Path(real.path).name
+            target = semantic_dir / Path(real.path).name
             with Image.open(real.path) as image:
-                shuffle_blocks(image.convert("RGB"), 3, rng).save(target)
-            records += [ImageRecord(real.path, REAL, "shuffle"), ImageRecord(str(target), FAKE, "shuffle")]
+                semantic_fake(image.convert("RGB"), rng).save(target)
+            records += [ImageRecord(real.path, REAL, "semantic"), ImageRecord(str(target), FAKE, "semantic")]
     return write_manifest(records, out / f"{name}.csv")
