@@ -137,7 +137,7 @@ def run_demo(out: Path, quick: bool = False) -> Demo:
     # 6. Use: the detector, assembled from the zoo, on a folder of images (offline, from the cache).
     results = demo.keep("detector output (one row per image)", o / "detect" / "results.jsonl")
     demo.run("Detect: fused probability, verdict, both branch scores, rationale, heatmaps", "detect",
-             str(photos["bench"]), str(o / "benchmarks" / "bench_semantic_fakes"), "--pixel", names["pixel"],
+             str(bench), "--pixel", names["pixel"],
              "--semantic", names["semantic"], "--fusion", names["fusion"], "--out", str(results), "--explain",
              "--no-progress")
     return demo

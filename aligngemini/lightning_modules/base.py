@@ -55,15 +55,13 @@ class BalancedAccuracy(Metric):
         return torch.stack(accs).mean() if accs else torch.tensor(float("nan"))
 
 
-def detection_metrics(threshold: float = 0.5) -> MetricCollection:
-    return MetricCollection(
-        {
-            "acc": BinaryAccuracy(threshold=threshold),
-            "bal_acc": BalancedAccuracy(threshold=threshold),
-            "auroc": BinaryAUROC(),
-            "ap": BinaryAveragePrecision(),
-        }
-    )
+def detection_metrics(threshold: float = 0.5, ranking: bool = True) -> MetricCollection:
+    """Accuracy and the paper's balanced accuracy; with ``ranking``, exact AUROC and AP too
+    (those keep every score of the epoch, so training, which can see millions, skips them)."""
+    metrics = {"acc": BinaryAccuracy(threshold=threshold), "bal_acc": BalancedAccuracy(threshold=threshold)}
+    if ranking:
+        metrics |= {"auroc": BinaryAUROC(), "ap": BinaryAveragePrecision()}
+    return MetricCollection(metrics)
 
 
 class DetectorModule(L.LightningModule):
@@ -123,8 +121,8 @@ class DetectorModule(L.LightningModule):
         self.criterion = nn.BCEWithLogitsLoss()
 
     def configure_metrics(self) -> None:
+        self.train_metrics = detection_metrics(self.threshold, ranking=False).clone(prefix="train_")
         metrics = detection_metrics(self.threshold)
-        self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
 
