@@ -23,6 +23,7 @@ class PixelBranch(DetectorModule):
         lora_rank, lora_alpha, lora_dropout, lora_targets: LoRA settings (paper: 8, 1, 0,
             qkv/proj/fc1/fc2 of every block); ``lora_targets`` is a regex or a list of names.
         backbone_kwargs: extra ``timm.create_model`` arguments (e.g. a tiny depth for tests).
+        backbone_revision: Hub commit of the pretrained weights (pins them; the zoo records it).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class PixelBranch(DetectorModule):
         lora_dropout: float = 0.0,
         lora_targets: str | list[str] = VIT_LORA_TARGETS,
         backbone_kwargs: dict[str, Any] | None = None,
+        backbone_revision: str | None = None,
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
         threshold: float = 0.5,
@@ -48,7 +50,8 @@ class PixelBranch(DetectorModule):
     def build_model(self) -> PixelDetector:
         h = self.hparams
         lora = LoraSettings(h.lora_rank, h.lora_alpha, h.lora_dropout, h.lora_targets)
-        return PixelDetector(h.backbone, h.pretrained, h.crop_size, h.mode, lora, h.backbone_kwargs)
+        return PixelDetector(h.backbone, h.pretrained, h.crop_size, h.mode, lora, h.backbone_kwargs,
+                             h.get("backbone_revision"))
 
     @property
     def base_is_reproducible(self) -> bool:

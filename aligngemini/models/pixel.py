@@ -41,9 +41,18 @@ class LoraSettings:
     targets: str | list[str] = VIT_LORA_TARGETS
 
 
-def create_backbone(name: str, pretrained: bool, crop_size: int, **overrides: Any) -> nn.Module:
+def create_backbone(name: str, pretrained: bool, crop_size: int, revision: str | None = None,
+                    **overrides: Any) -> nn.Module:
+    """A timm backbone without its classifier; ``revision`` pins the Hub commit of its weights."""
     import timm
 
+    if revision is not None:
+        if not pretrained:
+            raise ConfigError(f"backbone revision {revision!r} is set but pretrained is false: nothing to pin")
+        hub_id = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None)
+        if not hub_id:
+            raise ConfigError(f"timm backbone {name!r} has no Hugging Face Hub weights whose revision could be pinned")
+        overrides["pretrained_cfg_overlay"] = {"hf_hub_id": f"{hub_id.split('@')[0]}@{revision}"}
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=0, img_size=crop_size, **overrides)
     except TypeError as err:
@@ -76,9 +85,10 @@ class PixelDetector(nn.Module):
         mode: TrainingMode = "lora",
         lora: LoraSettings = LoraSettings(),
         backbone_kwargs: dict[str, Any] | None = None,
+        backbone_revision: str | None = None,
     ):
         super().__init__()
-        self.backbone = create_backbone(backbone, pretrained, crop_size, **(backbone_kwargs or {}))
+        self.backbone = create_backbone(backbone, pretrained, crop_size, backbone_revision, **(backbone_kwargs or {}))
         cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
         self.preprocess = PixelPreprocess(
             crop_size=crop_size,

@@ -79,3 +79,17 @@ def test_normalisation_comes_from_the_backbone_config():
 def test_unknown_backbone_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown timm backbone 'no_such_net'"):
         PixelBranch(backbone="no_such_net", pretrained=False).configure_model()
+
+
+def test_backbone_revision_pins_the_hub_weights(monkeypatch):
+    import timm
+
+    from aligngemini.errors import ConfigError
+    from aligngemini.models.pixel import create_backbone
+
+    calls = []
+    monkeypatch.setattr(timm, "create_model", lambda name, **kwargs: calls.append(kwargs) or torch.nn.Identity())
+    create_backbone("vit_large_patch14_dinov2.lvd142m", True, 224, revision="abc123")
+    assert calls[0]["pretrained_cfg_overlay"] == {"hf_hub_id": "timm/vit_large_patch14_dinov2.lvd142m@abc123"}
+    with pytest.raises(ConfigError, match="pretrained is false"):
+        create_backbone("test_resnet", False, 32, revision="abc123")
