@@ -56,11 +56,11 @@ def load_part(source: str | Path | DetectorModule, role: str, device: torch.devi
         elif path.is_dir():
             from aligngemini.zoo.rebuild import build_from_folder
 
-            module = build_from_folder(path)
+            module = build_from_folder(path, device=device)  # built where it runs: a 4-bit VLM cannot move
         elif _looks_like_a_path(str(source)):
             raise PartLoadError(f"{source}: {role} checkpoint not found")
         else:
-            module = zoo_load(str(source))
+            module = zoo_load(str(source), device)
     module.configure_model()
     return module.to(device).eval()
 
@@ -71,12 +71,12 @@ def _looks_like_a_path(text: str) -> bool:
     return text.endswith((".ckpt", ".safetensors", ".pt")) or "/" in text or "\\" in text
 
 
-def zoo_load(name: str) -> DetectorModule:
+def zoo_load(name: str, device: torch.device | str = "cpu") -> DetectorModule:
     try:
         from aligngemini.zoo.api import load
     except ImportError as err:  # the zoo is optional for checkpoint users
         raise PartLoadError(f"{name}: not a file, and the model zoo is unavailable ({err})") from err
-    return load(name)
+    return load(name, device=device)
 
 
 def detector_parts(name: str) -> dict[str, str] | None:
