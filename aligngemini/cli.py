@@ -38,7 +38,6 @@ def _training_cli(args: list[str] | None) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from aligngemini.datamodules.base import RecordsDataModule
     from aligngemini.lightning_modules.base import DetectorModule
     from aligngemini.predictions import PredictionWriter
 
@@ -105,7 +104,6 @@ def _training_cli(args: list[str] | None) -> None:
         # Parse errors raise (one line from main) instead of printing the whole usage.
         parser_kwargs={"prog": "aligngemini", "exit_on_error": False},
     )
-    del RecordsDataModule  # imported so that short class names in configs resolve
 
 
 def main(argv: list[str] | None = None) -> int:
