@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from aligngemini.checkpointing import ResumableDataLoader
-from aligngemini.datamodules.batches import RecordBatch
+from aligngemini.datamodules.batches import RecordBatch, empty_like_skipped
 from aligngemini.datamodules.images import BadImageError, BadInputPolicy, DecodeLimits
 from aligngemini.datamodules.records import SPLITS, ImageRecord, load_records, split_records
 
@@ -220,7 +220,7 @@ class RecordsDataModule(L.LightningDataModule):
         skipped = [(s.path, s.reason) for s in samples if isinstance(s, Skipped)]
         good = [s for s in samples if not isinstance(s, Skipped)]
         if not good:
-            return RecordBatch(labels=torch.empty(0), paths=[], subsets=[], skipped=skipped)
+            return empty_like_skipped(skipped)
         return self.collate_units(good, skipped)
 
     def train_dataloader(self) -> DataLoader:

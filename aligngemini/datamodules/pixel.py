@@ -53,12 +53,16 @@ class PixelDataModule(RecordsDataModule):
         self.pair_by_id = pair_by_id
         self.match_real_jpeg = match_real_jpeg
 
-    def setup(self, stage: str | None = None) -> None:
+    def resolve_crop_size(self) -> None:
+        """Take the model's crop size when none was given."""
         if self.crop_size is None:
             model = self.trainer.lightning_module if self.trainer is not None else None
             self.crop_size = getattr(model, "crop_size", None)
             if self.crop_size is None:
                 raise ValueError("data: set --data.crop_size (the model does not declare one)")
+
+    def setup(self, stage: str | None = None) -> None:
+        self.resolve_crop_size()
         super().setup(stage)
 
     def make_units(self, records: list[ImageRecord], stage: str) -> Sequence[Unit]:

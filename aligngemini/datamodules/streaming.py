@@ -267,11 +267,7 @@ class StreamingPixelDataModule(PixelDataModule):
             raise ValueError("data: set --data.shards to a folder written by write_shards")
         _wds()
         read_index(self.shards)
-        if self.crop_size is None:
-            model = self.trainer.lightning_module if self.trainer is not None else None
-            self.crop_size = getattr(model, "crop_size", None)
-            if self.crop_size is None:
-                raise ValueError("data: set --data.crop_size (the model does not declare one)")
+        self.resolve_crop_size()
 
     def load_unit(self, unit: list[StreamItem], rng: random.Random, train: bool):
         images = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,6 +254,4 @@ class DetectorModule(L.LightningModule):
 def _select(batch: RecordBatch, mask: torch.Tensor) -> RecordBatch:
     if bool(mask.all()):
         return batch
-    from dataclasses import replace
-
     return replace(batch, labels=batch.labels[mask])
