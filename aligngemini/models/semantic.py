@@ -23,6 +23,7 @@ from torch import nn
 
 from aligngemini.errors import require
 from aligngemini.zoo.backbones import DEFAULT_VERDICT_WORDS, VLMFamily, family_for_model_type, get_family
+from aligngemini.zoo.rebuild import sha256_of
 
 log = logging.getLogger(__name__)
 Quantization = Literal["nf4", "none"]
@@ -54,11 +55,7 @@ def folder_fingerprint(folder: str | Path) -> str:
     if not files:
         raise FileNotFoundError(f"{folder}: no *.safetensors weights in this model folder")
     for path in files:
-        file_digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                file_digest.update(block)
-        digest.update(f"{path.name}:{file_digest.hexdigest()}\n".encode())
+        digest.update(f"{path.name}:{sha256_of(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 
